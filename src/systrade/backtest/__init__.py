@@ -1,0 +1,1 @@
+"""Vectorized backtesting: engine (vectorbt), metrics, reports, and later optimization."""

@@ -1,0 +1,140 @@
+"""One backtest from strategy to results: signals per symbol, the engine, trades and metrics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from systrade.backtest.engine import simulate
+from systrade.backtest.metrics import compute_metrics
+from systrade.data.load import Candles
+from systrade.data.timeframes import timeframe_seconds
+from systrade.positions import PositionRules
+from systrade.strategy import Strategy, validate_signals
+
+TRADE_FIELDS = ["direction", "entry_time", "entry_price", "exit_time", "exit_price", "size", "pnl",
+                "return_pct", "fees", "status"]
+
+
+@dataclass
+class SymbolResult:
+    """Results for one symbol: its equity curve, trades and metrics."""
+
+    candles: Candles
+    equity: pd.Series
+    position: pd.Series
+    trades: pd.DataFrame
+    metrics: dict[str, Any]
+
+
+@dataclass
+class BacktestRun:
+    """A finished backtest over one or more symbols."""
+
+    strategy: str
+    params: dict[str, Any]
+    rules: PositionRules
+    initial_cash: float
+    cash_sharing: bool
+    results: list[SymbolResult] = field(default_factory=list)
+    portfolio_metrics: dict[str, Any] | None = None
+
+
+def compute_signals(strategy: Strategy, candles: Candles) -> dict[str, np.ndarray | None]:
+    """Call the strategy on a copy of the candles and validate what it returns."""
+    return validate_signals(strategy.signals(candles.frame.copy()), candles.frame, strategy.strategy_name())
+
+
+def run_backtest(
+    strategy: Strategy,
+    candles: list[Candles],
+    rules: PositionRules,
+    cash: float,
+    cash_sharing: bool = False,
+    year_days: float = 365.0,
+) -> BacktestRun:
+    """Backtest ``strategy`` on each symbol (one column each; one portfolio if ``cash_sharing``)."""
+    datas = {c.symbol: c.frame for c in candles}
+    signals = {c.symbol: compute_signals(strategy, c) for c in candles}
+    bar_seconds = timeframe_seconds(candles[0].timeframe)
+    portfolio = simulate(datas, signals, rules, cash, pd.Timedelta(seconds=bar_seconds), cash_sharing)
+    run = BacktestRun(strategy.strategy_name(), strategy.param_values, rules, cash, cash_sharing)
+
+    trades_all = trades_frame(portfolio)
+    orders = portfolio.orders.records_readable
+    assets = portfolio.assets()
+    values = portfolio.value()
+    for c in candles:
+        position = assets[c.symbol].reindex(c.frame.index)
+        trades = trades_all[trades_all["column"] == c.symbol].drop(columns="column").reset_index(drop=True)
+        fees = float(orders.loc[orders["Column"] == c.symbol, "Fees"].sum())
+        exposure = float(np.mean(position.to_numpy() != 0))
+        if cash_sharing:
+            equity = pd.Series(np.nan, index=c.frame.index)
+            metrics = _trade_metrics(trades, fees, exposure)
+        else:
+            equity = values[c.symbol].reindex(c.frame.index)
+            closed = trades.loc[trades["status"] == "closed", "pnl"].to_numpy(dtype=float)
+            metrics = compute_metrics(equity.to_numpy(), timeframe_seconds(c.timeframe), closed, fees,
+                                      exposure, year_days)
+        metrics.update(_counts(trades), buy_and_hold_return_pct=buy_and_hold_pct(c.frame))
+        run.results.append(SymbolResult(c, equity, position, trades, metrics))
+    if cash_sharing:
+        equity = values.iloc[:, 0] if isinstance(values, pd.DataFrame) else values
+        closed = trades_all.loc[trades_all["status"] == "closed", "pnl"].to_numpy(dtype=float)
+        exposure = float(np.mean((assets != 0).any(axis=1)))
+        run.portfolio_metrics = compute_metrics(equity.to_numpy(), bar_seconds, closed,
+                                                float(orders["Fees"].sum()), exposure, year_days)
+        run.portfolio_metrics["equity"] = equity
+    return run
+
+
+def trades_frame(portfolio: Any) -> pd.DataFrame:
+    """Every trade (closed and open) in the JSON schema's fields plus ``column``.
+
+    Open trades are marked to market at the last close: ``pnl`` is unrealised and ``exit_*`` is empty.
+    """
+    records = portfolio.exit_trades.records_readable
+    if records.empty:
+        return pd.DataFrame(columns=["column", *TRADE_FIELDS])
+    status = records["Status"].astype(str).str.lower()
+    is_open = (status == "open").to_numpy()
+    frame = pd.DataFrame({
+        "column": records["Column"].to_numpy(),
+        "direction": records["Direction"].astype(str).str.lower().to_numpy(),
+        "entry_time": pd.to_datetime(records["Entry Timestamp"]).to_numpy(),
+        "entry_price": records["Avg Entry Price"].to_numpy(dtype=float),
+        "exit_time": pd.to_datetime(records["Exit Timestamp"]).where(~is_open),
+        "exit_price": records["Avg Exit Price"].where(~is_open).to_numpy(dtype=float),
+        "size": records["Size"].to_numpy(dtype=float),
+        "pnl": records["PnL"].to_numpy(dtype=float),
+        "return_pct": records["Return"].to_numpy(dtype=float) * 100.0,
+        "fees": (records["Entry Fees"] + records["Exit Fees"].where(~is_open, 0.0)).to_numpy(dtype=float),
+        "status": status.to_numpy(),
+    })
+    frame["entry_time"] = pd.to_datetime(frame["entry_time"], utc=True)
+    frame["exit_time"] = pd.to_datetime(frame["exit_time"], utc=True)
+    return frame
+
+
+def _counts(trades: pd.DataFrame) -> dict[str, int]:
+    closed = int((trades["status"] == "closed").sum())
+    return {"total_trades": len(trades), "closed_trades": closed, "open_trades": len(trades) - closed}
+
+
+def _trade_metrics(trades: pd.DataFrame, fees: float, exposure: float) -> dict[str, Any]:
+    from systrade.backtest.metrics import trade_stats
+
+    stats = trade_stats(trades.loc[trades["status"] == "closed", "pnl"].to_numpy(dtype=float))
+    return {"win_rate_pct": stats["win_rate"] * 100.0, "profit_factor": stats["profit_factor"],
+            "expectancy": stats["expectancy"], "exposure_pct": exposure * 100.0, "fees_paid": fees}
+
+
+def buy_and_hold_pct(frame: pd.DataFrame) -> float:
+    """Return of buying at the first open and holding to the last close, no costs."""
+    first = float(frame["open"].iloc[0])
+    return (float(frame["close"].iloc[-1]) / first - 1.0) * 100.0 if first > 0 and not math.isnan(first) else math.nan

@@ -1,0 +1,74 @@
+"""The ``systrade`` command: argument parsing only; the work happens in the packages below."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+from rich.console import Console
+
+from systrade.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Build, backtest and paper-trade systematic strategies.")
+err = Console(stderr=True)
+GLOBAL = {"config": None, "debug": False}
+
+
+@app.callback()
+def _root(
+    config: str = typer.Option(None, "--config", help="Path to systrade.toml (also $SYSTRADE_CONFIG)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """Global options may also be given after the command name."""
+
+
+def settings():
+    """Settings for the running command (config file from --config / $SYSTRADE_CONFIG / ./systrade.toml)."""
+    from systrade.config import load_settings
+
+    return load_settings(GLOBAL["config"])
+
+
+def _extract_globals(argv: list[str]) -> list[str]:
+    """Take ``--debug`` and ``--config PATH`` from anywhere on the command line."""
+    rest: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--debug":
+            GLOBAL["debug"] = True
+        elif item == "--config":
+            GLOBAL["config"] = next(items, None)
+        elif item.startswith("--config="):
+            GLOBAL["config"] = item.split("=", 1)[1]
+        else:
+            rest.append(item)
+    return rest
+
+
+def _register() -> None:
+    from systrade.cli import backtest, data, strategies  # noqa: F401  (commands register themselves)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one line and exit 2; --debug shows the traceback."""
+    args = _extract_globals(list(sys.argv[1:] if argv is None else argv))
+    _register()
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="systrade", standalone_mode=True)  # usage errors exit 2 there
+    except UserError as exc:
+        if GLOBAL["debug"]:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: say so briefly
+        if GLOBAL["debug"]:
+            raise
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the "
+                  "traceback)", highlight=False, soft_wrap=True)
+        sys.exit(1)

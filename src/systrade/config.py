@@ -1,0 +1,88 @@
+"""``systrade.toml``: validated settings with defaults; secrets come only from the environment.
+
+Where the file is found: ``--config PATH``, else ``$SYSTRADE_CONFIG``, else ``./systrade.toml``,
+else built-in defaults. Unknown keys are errors, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from systrade.errors import UserError
+
+DEFAULT_FILE = "systrade.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSettings(_Strict):
+    dir: str = "data"
+
+
+class StrategySettings(_Strict):
+    dir: str = "strategies"
+
+
+class BacktestSettings(_Strict):
+    cash: float = Field(10_000.0, gt=0)
+    fees: float = Field(0.0, ge=0, lt=1)
+    slippage: float = Field(0.0, ge=0, lt=1)
+    year_days: float = Field(365.0, gt=0, le=366)
+
+
+class Settings(_Strict):
+    data: DataSettings = DataSettings()
+    strategies: StrategySettings = StrategySettings()
+    backtest: BacktestSettings = BacktestSettings()
+    exchanges: dict[str, dict[str, Any]] = {}
+    source: str | None = None
+
+
+def config_path(explicit: str | None = None) -> Path | None:
+    """The config file in effect, or None for built-in defaults."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist; check --config")
+        return path
+    env = os.environ.get("SYSTRADE_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise UserError(f"config file {path} (from SYSTRADE_CONFIG) does not exist; fix or unset it")
+        return path
+    default = Path(DEFAULT_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(explicit: str | None = None) -> Settings:
+    """Read and validate the config; raise UserError naming the file, key and fix."""
+    path = config_path(explicit)
+    if path is None:
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}; fix the syntax") from exc
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise UserError(f"config file {path}: {where}: {message}; see the README's configuration section") from exc
+    settings.source = str(path)
+    return settings
+
+
+def secret_env_names(exchange_id: str) -> dict[str, str]:
+    """Environment variable names holding an exchange's credentials (never the values)."""
+    prefix = f"SYSTRADE_{exchange_id.upper()}_"
+    return {"apiKey": prefix + "API_KEY", "secret": prefix + "SECRET", "password": prefix + "PASSWORD"}

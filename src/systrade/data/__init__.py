@@ -1,0 +1,1 @@
+"""Candles: reading files, the parquet store, validation, the synthetic sample, downloads."""

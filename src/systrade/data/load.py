@@ -1,0 +1,98 @@
+"""Pick the candles a command runs on: a file, stored series, or the bundled synthetic sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from systrade.data.readers import read_ohlcv
+from systrade.data.sample import SAMPLE_KEY, SYNTHETIC_NOTE, load_sample
+from systrade.data.store import SeriesKey, is_synthetic, list_series, read_series
+from systrade.data.timeframes import infer_timeframe
+from systrade.data.validate import prepare
+from systrade.errors import UserError
+
+
+@dataclass
+class Candles:
+    """One symbol's candles and where they came from."""
+
+    symbol: str
+    timeframe: str
+    frame: pd.DataFrame
+    source: str
+    synthetic: bool
+
+    @property
+    def note(self) -> str:
+        """What to print next to results so nobody mistakes made-up data for a market."""
+        return SYNTHETIC_NOTE if self.synthetic else self.source
+
+
+def load_candles(
+    data_dir: str | Path,
+    data_file: str | None = None,
+    exchange: str | None = None,
+    symbols: list[str] | None = None,
+    timeframe: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> list[Candles]:
+    """Candles for a command: ``--data FILE``, else ``--exchange/--symbol`` from the store, else the sample."""
+    symbols = list(symbols or [])
+    loaded: list[Candles] = []
+    if data_file:
+        frame = read_ohlcv(data_file)
+        symbol = symbols[0] if symbols else frame.attrs.get("symbol") or Path(data_file).stem
+        loaded.append(_candles(frame, symbol, timeframe, data_file))
+    elif symbols:
+        for symbol in symbols:
+            key = _find_key(data_dir, exchange, symbol, timeframe)
+            loaded.append(_candles(read_series(key, data_dir), key.symbol, key.timeframe, str(key.path(data_dir))))
+    else:
+        frame = load_sample(data_dir)
+        loaded.append(_candles(frame, SAMPLE_KEY.symbol, SAMPLE_KEY.timeframe, "bundled sample", synthetic=True))
+    return [_slice(c, start, end) for c in loaded]
+
+
+def _candles(frame: pd.DataFrame, symbol: str, timeframe: str | None, source: str,
+             synthetic: bool = False) -> Candles:
+    frame = prepare(frame, source)
+    tf = timeframe or frame.attrs.get("timeframe") or infer_timeframe(frame.index)
+    return Candles(symbol, tf, frame, source, synthetic or is_synthetic(frame))
+
+
+def _find_key(data_dir: str | Path, exchange: str | None, symbol: str, timeframe: str | None) -> SeriesKey:
+    matches = [key for key, _ in list_series(data_dir)
+               if key.symbol.upper() == symbol.upper()
+               and (exchange is None or key.exchange == exchange)
+               and (timeframe is None or key.timeframe == timeframe)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(f"no stored candles for {symbol}"
+                        + (f" on {exchange}" if exchange else "") + (f" at {timeframe}" if timeframe else "")
+                        + f" in {data_dir}; import or download them first (`systrade data list` shows the store)")
+    options = ", ".join(f"{k.exchange} {k.timeframe}" for k in matches)
+    raise UserError(f"several stored series match {symbol} ({options}); pick one with --exchange and --timeframe")
+
+
+def _slice(candles: Candles, start: str | None, end: str | None) -> Candles:
+    frame = candles.frame
+    try:
+        lo = pd.Timestamp(start, tz="UTC") if start else None
+        hi = pd.Timestamp(end, tz="UTC") if end else None
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"date {start if start else end!r} is not a date; use ISO format like 2024-01-31") from exc
+    if lo is not None:
+        frame = frame[frame.index >= lo]
+    if hi is not None:
+        frame = frame[frame.index <= hi]
+    if len(frame) < 2:
+        first, last = candles.frame.index[0], candles.frame.index[-1]
+        raise UserError(f"the date range {start or '...'} to {end or '...'} leaves {len(frame)} candles of "
+                        f"{candles.symbol}; its data covers {first} to {last}")
+    frame.attrs = dict(candles.frame.attrs)
+    return Candles(candles.symbol, candles.timeframe, frame, candles.source, candles.synthetic)

@@ -1,0 +1,43 @@
+"""Timeframe strings (``1m``, ``4h``, ``1d``) and inferring them from a candle index."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from systrade.errors import UserError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PATTERN = re.compile(r"^(\d+)([smhdw])$")
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """Seconds in one candle of ``timeframe`` (``"1h"`` -> 3600)."""
+    match = _PATTERN.match(timeframe.strip())
+    if not match or int(match.group(1)) == 0:
+        raise UserError(f"timeframe {timeframe!r} is not valid; use a number and a unit s/m/h/d/w, e.g. 1h or 1d")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def seconds_to_timeframe(seconds: float) -> str:
+    """Largest whole unit that expresses ``seconds`` (3600 -> ``1h``, 5400 -> ``90m``)."""
+    seconds = int(round(seconds))
+    for unit, size in sorted(_UNITS.items(), key=lambda kv: -kv[1]):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def infer_timeframe(index: pd.DatetimeIndex) -> str:
+    """The most common spacing between candles, as a timeframe string.
+
+    Daily stock data (no weekends) still infers ``1d`` because the mode ignores weekend gaps.
+    """
+    if len(index) < 2:
+        raise UserError("cannot infer the timeframe from fewer than 2 candles; pass --timeframe")
+    diffs = pd.Series(index.sort_values()).diff().dropna()
+    diffs = diffs[diffs > pd.Timedelta(0)]
+    if diffs.empty:
+        raise UserError("cannot infer the timeframe: all timestamps are equal; pass --timeframe")
+    return seconds_to_timeframe(diffs.mode().iloc[0].total_seconds())

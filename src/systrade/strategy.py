@@ -1,0 +1,363 @@
+"""The strategy contract (what users write), its loader and the validation of its output.
+
+A strategy is a class with ``Param`` attributes and a ``signals(data)`` method that returns
+boolean ``Signals`` on the data's index. Both executors (backtest and live) call it the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import inspect
+import re
+import sys
+from dataclasses import dataclass, fields
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from systrade.errors import UserError
+
+ENTRY_POINT_GROUP = "systrade.strategies"
+DIRECTIONS = ("long", "short", "both")
+
+
+class Param:
+    """A tunable strategy parameter; read it as ``self.<name>`` inside ``signals()``.
+
+    >>> class S(Strategy):
+    ...     fast = Param(10, low=2, high=100, step=1)
+    >>> S(fast=20).fast
+    20
+    """
+
+    def __init__(
+        self,
+        default: Any,
+        low: float | None = None,
+        high: float | None = None,
+        step: float | None = None,
+        choices: list | tuple | None = None,
+        help: str = "",
+    ) -> None:
+        self.default = default
+        self.low = low
+        self.high = high
+        self.step = step
+        self.choices = tuple(choices) if choices is not None else None
+        self.help = help
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return instance._param_values.get(self.name, self.default)
+
+    @property
+    def kind(self) -> type:
+        """The Python type values are converted to (from the default)."""
+        return type(self.default)
+
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string to this parameter's type."""
+        kind = self.kind
+        try:
+            if kind is bool:
+                lowered = text.strip().lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                return lowered in ("true", "1", "yes")
+            if kind is int:
+                as_float = float(text)
+                if not as_float.is_integer():
+                    raise ValueError(text)
+                return int(as_float)
+            return kind(text)
+        except ValueError:
+            raise UserError(
+                f"parameter {self.name}={text!r} is not a valid {kind.__name__}; "
+                f"give a value like {self.default!r}"
+            ) from None
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` converted and checked against low/high/choices, or raise UserError."""
+        if isinstance(value, str) and self.kind is not str:
+            value = self.parse(value)
+        elif self.kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.choices is not None and value not in self.choices:
+            raise UserError(
+                f"parameter {self.name}={value!r} is not allowed; choose one of "
+                + ", ".join(repr(c) for c in self.choices)
+            )
+        if self.low is not None and value < self.low:
+            raise UserError(f"parameter {self.name}={value!r} is below its low bound {self.low}; "
+                            f"use a value in [{self.low}, {self.high}]")
+        if self.high is not None and value > self.high:
+            raise UserError(f"parameter {self.name}={value!r} is above its high bound {self.high}; "
+                            f"use a value in [{self.low}, {self.high}]")
+        return value
+
+    def describe_range(self) -> str:
+        """Human-readable range, e.g. ``2..100 step 1`` or ``one of 'a', 'b'``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.low is None and self.high is None:
+            return "any"
+        text = f"{self.low if self.low is not None else ''}..{self.high if self.high is not None else ''}"
+        return text + (f" step {self.step}" if self.step is not None else "")
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What ``signals()`` returns: boolean Series on ``data.index`` (None means never)."""
+
+    entries: pd.Series
+    exits: pd.Series | None = None
+    short_entries: pd.Series | None = None
+    short_exits: pd.Series | None = None
+
+    def columns(self) -> dict[str, pd.Series | None]:
+        """The four signal columns by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def crossed_above(a: pd.Series, b: pd.Series | float) -> pd.Series:
+    """True on bars where ``a`` moves strictly above ``b``: ``a[t-1] < b[t-1] and a[t] > b[t]``.
+
+    Ties are not crosses, and a NaN on either bar gives False.
+
+    >>> s = pd.Series([1.0, 2.0, 3.0]); crossed_above(s, 1.5).tolist()
+    [False, True, False]
+    """
+    b_prev = b.shift(1) if isinstance(b, pd.Series) else b
+    return ((a.shift(1) < b_prev) & (a > b)).astype(bool)
+
+
+def crossed_below(a: pd.Series, b: pd.Series | float) -> pd.Series:
+    """True on bars where ``a`` moves strictly below ``b``: ``a[t-1] > b[t-1] and a[t] < b[t]``."""
+    b_prev = b.shift(1) if isinstance(b, pd.Series) else b
+    return ((a.shift(1) > b_prev) & (a < b)).astype(bool)
+
+
+class Strategy:
+    """Base class for strategy plugins: declare ``Param`` attributes and implement ``signals``."""
+
+    name: ClassVar[str | None] = None
+    timeframe: ClassVar[str | None] = None
+    warmup: ClassVar[int] = 0
+    stop_loss: ClassVar[float | None] = None
+    take_profit: ClassVar[float | None] = None
+    direction: ClassVar[str] = "long"
+
+    def __init__(self, **params: Any) -> None:
+        declared = self.params()
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise UserError(
+                f"strategy {self.strategy_name()} has no parameter {unknown[0]!r}; "
+                f"its parameters are: {', '.join(declared) or '(none)'}"
+            )
+        self._param_values = {name: declared[name].check(value) for name, value in params.items()}
+
+    def signals(self, data: pd.DataFrame) -> Signals:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def params(cls) -> dict[str, Param]:
+        """Declared parameters in definition order (base classes first)."""
+        found: dict[str, Param] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, Param):
+                    found[attr] = value
+        return found
+
+    @classmethod
+    def strategy_name(cls) -> str:
+        """The ``name`` attribute, else the class name in snake_case."""
+        return cls.name or snake_case(cls.__name__)
+
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the docstring."""
+        doc = inspect.getdoc(cls) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    @property
+    def param_values(self) -> dict[str, Any]:
+        """Every parameter's effective value (overrides and defaults)."""
+        return {name: getattr(self, name) for name in self.params()}
+
+
+def snake_case(name: str) -> str:
+    """``SmaCross`` -> ``sma_cross``; ``MACDTrend`` -> ``macd_trend``."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def parse_param_overrides(items: list[str] | None) -> dict[str, str]:
+    """Turn ``["fast=12", "slow=40"]`` into a dict, rejecting malformed items."""
+    overrides: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--param {item!r} is not of the form name=value, e.g. --param fast=12")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class StrategyRef:
+    """Where a strategy class came from (for `strategies show`)."""
+
+    cls: type[Strategy]
+    source: str
+
+
+def _strategy_classes(module: Any) -> list[type[Strategy]]:
+    return [
+        obj for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Strategy) and obj is not Strategy
+        and obj.__module__ == module.__name__
+    ]
+
+
+def _import_file(path: Path) -> Any:
+    module_name = f"systrade_user_strategy_{abs(hash(str(path.resolve())))}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{path}: cannot be imported as a Python file; give a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[module_name]
+        raise UserError(f"{path}: syntax error on line {exc.lineno}: {exc.msg}; fix the file") from exc
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise UserError(f"{path}: importing it failed with {type(exc).__name__}: {exc}; fix the file") from exc
+    return module
+
+
+def load_from_path(spec: str) -> StrategyRef:
+    """Load ``file.py`` (exactly one Strategy class) or ``file.py:ClassName``."""
+    file_part, _, class_name = spec.partition(":")
+    path = Path(file_part)
+    if not path.is_file():
+        raise UserError(f"strategy file {path} does not exist; check the path")
+    classes = _strategy_classes(_import_file(path))
+    if class_name:
+        for cls in classes:
+            if cls.__name__ == class_name:
+                return StrategyRef(cls, str(path))
+        names = ", ".join(c.__name__ for c in classes) or "none"
+        raise UserError(f"{path} has no Strategy class {class_name!r}; classes found: {names}")
+    if not classes:
+        raise UserError(f"{path} defines no Strategy subclass; add `class MyStrategy(Strategy): ...`")
+    if len(classes) > 1:
+        names = ", ".join(c.__name__ for c in classes)
+        raise UserError(f"{path} defines several strategies ({names}); pick one with {path}:ClassName")
+    return StrategyRef(classes[0], str(path))
+
+
+def discover(strategies_dir: str | Path = "strategies") -> tuple[dict[str, StrategyRef], list[str]]:
+    """All strategies by name from ``strategies_dir/*.py`` and entry points, plus load problems."""
+    found: dict[str, StrategyRef] = {}
+    problems: list[str] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the others
+            problems.append(f"entry point {ep.name}: {type(exc).__name__}: {exc}")
+            continue
+        if inspect.isclass(cls) and issubclass(cls, Strategy):
+            found[ep.name] = StrategyRef(cls, f"entry point {ep.value}")
+    folder = Path(strategies_dir)
+    for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+        if path.name.startswith("_"):
+            continue
+        try:
+            module = _import_file(path)
+        except UserError as exc:
+            problems.append(str(exc))
+            continue
+        for cls in _strategy_classes(module):
+            found[cls.strategy_name()] = StrategyRef(cls, str(path))
+    return found, problems
+
+
+def load_strategy(spec: str, strategies_dir: str | Path = "strategies") -> StrategyRef:
+    """Resolve a strategy by path (``x.py``, ``x.py:Class``) or by name."""
+    if spec.endswith(".py") or ".py:" in spec:
+        return load_from_path(spec)
+    found, problems = discover(strategies_dir)
+    if spec in found:
+        return found[spec]
+    close = difflib.get_close_matches(spec, list(found), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}?" if close else (
+        f"known strategies: {', '.join(sorted(found)) or 'none'}")
+    message = f"unknown strategy {spec!r}; {hint} (`systrade strategies list` shows all)"
+    if problems:
+        message += "; files that failed to load: " + "; ".join(problems)
+    raise UserError(message)
+
+
+def build_strategy(ref: StrategyRef, overrides: dict[str, Any] | None = None) -> Strategy:
+    """Instantiate with parameter overrides (validated against their ranges)."""
+    return ref.cls(**(overrides or {}))
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate_signals(result: Any, data: pd.DataFrame, strategy_name: str) -> dict[str, np.ndarray | None]:
+    """Check what ``signals()`` returned; give a boolean array per column (None where not given).
+
+    Every problem is reported precisely: wrong type, misaligned index, non-boolean dtype, NaN.
+    """
+    where = f"strategy {strategy_name}: signals()"
+    if not isinstance(result, Signals):
+        raise UserError(f"{where} returned {type(result).__name__}; return Signals(entries=..., exits=...)")
+    arrays: dict[str, np.ndarray | None] = {}
+    for column, series in result.columns().items():
+        if series is None:
+            if column == "entries":
+                raise UserError(f"{where}.entries is None; every strategy must give entries")
+            arrays[column] = None
+            continue
+        if not isinstance(series, pd.Series):
+            raise UserError(f"{where}.{column} is a {type(series).__name__}; it must be a pandas Series "
+                            "on data.index")
+        if len(series) != len(data):
+            raise UserError(f"{where}.{column} has {len(series)} rows but data has {len(data)}; "
+                            "build it from data so it shares data.index")
+        if not series.index.equals(data.index):
+            mismatch = next(i for i, (a, b) in enumerate(zip(series.index, data.index, strict=True)) if a != b)
+            raise UserError(f"{where}.{column} index differs from data.index at row {mismatch} "
+                            f"({series.index[mismatch]!r} vs {data.index[mismatch]!r}); "
+                            "do not reset, shift or resample the index")
+        nulls = series.isna()
+        if nulls.any():
+            first = series.index[np.argmax(nulls.to_numpy())]
+            raise UserError(f"{where}.{column} has {int(nulls.sum())} NaN values (first at {first}); "
+                            "use .fillna(False)")
+        if not pd.api.types.is_bool_dtype(series.dtype):
+            raise UserError(f"{where}.{column} has dtype {series.dtype}, not bool; "
+                            "build it from comparisons or use .astype(bool)")
+        arrays[column] = series.to_numpy(dtype=bool)
+    return arrays
