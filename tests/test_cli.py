@@ -1,0 +1,155 @@
+"""End-to-end tests through the real `systrade` entry point, in a subprocess each."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tree
+
+TRADE_KEYS = {"direction", "entry_time", "entry_price", "exit_time", "exit_price", "size", "pnl", "return_pct",
+              "fees", "status"}
+RUN_KEYS = {"strategy", "params", "symbol", "timeframe", "start", "end", "initial_cash", "final_equity",
+            "total_return_pct", "cagr_pct", "max_drawdown_pct", "sharpe", "sortino", "calmar", "win_rate_pct",
+            "profit_factor", "expectancy", "exposure_pct", "fees_paid", "total_trades", "closed_trades",
+            "open_trades", "buy_and_hold_return_pct", "trades"}
+
+
+def random_walk_csv(path: Path, n: int = 400, seed: int = 0, freq: str = "1D") -> Path:
+    """A small made-up daily series written as CSV with a `Date` column."""
+    rng = np.random.default_rng(seed)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    opens = np.concatenate([[50.0], close[:-1]])
+    frame = pd.DataFrame({
+        "Date": pd.date_range("2020-01-01", periods=n, freq=freq).strftime("%Y-%m-%d"),
+        "Open": opens, "High": np.maximum(opens, close) * 1.01, "Low": np.minimum(opens, close) * 0.99,
+        "Close": close, "Volume": rng.integers(100, 1000, n),
+    })
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_main_command_on_the_sample_writes_every_output(run_cli, workdir: Path) -> None:
+    result = run_cli("backtest", "sma_cross", "--fees", "0.001", "--json", "out.json", "--trades", "trades.csv",
+                     "--report", "report.html")
+    assert result.returncode == 0, result.stderr
+    assert "synthetic" in result.stdout
+    doc = json.loads((workdir / "out.json").read_text())
+    assert RUN_KEYS <= set(doc)
+    assert doc["synthetic"] is True and doc["symbol"] == "SAMPLE/USDT" and doc["timeframe"] == "1h"
+    assert doc["params"] == {"fast": 10, "slow": 30}
+    assert doc["total_trades"] == len(doc["trades"]) == doc["closed_trades"] + doc["open_trades"] > 10
+    assert doc["max_drawdown_pct"] > 0
+    for trade in doc["trades"]:
+        assert set(trade) == TRADE_KEYS
+        assert (trade["status"] == "open") == (trade["exit_time"] is None) == (trade["exit_price"] is None)
+    assert doc["fees_paid"] == pytest.approx(sum(t["fees"] for t in doc["trades"]), rel=1e-9)
+    closed_pnl = sum(t["pnl"] for t in doc["trades"] if t["status"] == "closed")
+    open_pnl = sum(t["pnl"] for t in doc["trades"] if t["status"] == "open")
+    assert doc["final_equity"] == pytest.approx(doc["initial_cash"] + closed_pnl + open_pnl, rel=1e-9)
+    with open(workdir / "trades.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == doc["total_trades"] and rows[0]["symbol"] == "SAMPLE/USDT"
+    report = (workdir / "report.html").read_text()
+    assert "SYNTHETIC DATA" in report and "Plotly.newPlot" in report
+    assert '<script src="http' not in report  # plotly.js is embedded: the report opens offline
+
+
+def test_several_symbols_and_cash_sharing(run_cli, workdir: Path) -> None:
+    for name, seed in (("AAA", 1), ("BBB", 2)):
+        random_walk_csv(workdir / f"{name}.csv", seed=seed)
+        assert run_cli("data", "import", f"{name}.csv", "--exchange", "local", "--symbol", name).returncode == 0
+    result = run_cli("backtest", "sma_cross", "--exchange", "local", "--symbol", "AAA", "--symbol", "BBB",
+                     "--json", "multi.json")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads((workdir / "multi.json").read_text())["runs"]
+    assert [r["symbol"] for r in runs] == ["AAA", "BBB"]
+    assert all(r["timeframe"] == "1d" and r["synthetic"] is False for r in runs)
+    assert runs[0]["trades"] != runs[1]["trades"]
+    shared = run_cli("backtest", "sma_cross", "--symbol", "AAA", "--symbol", "BBB", "--cash-sharing",
+                     "--json", "shared.json")
+    assert shared.returncode == 0, shared.stderr
+    doc = json.loads((workdir / "shared.json").read_text())
+    assert len(doc["runs"]) == 2 and doc["portfolio"]["final_equity"] > 0
+    assert doc["runs"][0]["final_equity"] is None  # one cash balance: equity exists only for the portfolio
+
+
+def test_data_import_list_validate(run_cli, workdir: Path) -> None:
+    random_walk_csv(workdir / "clean.csv", n=50)
+    imported = run_cli("data", "import", "clean.csv", "--exchange", "local", "--symbol", "GOOG")
+    assert imported.returncode == 0, imported.stderr
+    stored = workdir / "data" / "local" / "GOOG-1d.parquet"
+    assert stored.is_file()
+    listing = run_cli("data", "list", "--json", "list.json")
+    assert listing.returncode == 0 and "GOOG" in listing.stdout
+    rows = json.loads((workdir / "list.json").read_text())
+    assert rows[0]["rows"] == 50 and rows[0]["timeframe"] == "1d" and rows[0]["gaps"] == 0
+    assert run_cli("data", "validate").returncode == 0
+    bad = pd.read_csv(workdir / "clean.csv")
+    bad.loc[3, "High"] = bad.loc[3, "Low"] / 2
+    bad.loc[7, "Close"] = -1.0
+    bad = pd.concat([bad, bad.iloc[[10]]]).drop(index=[20, 21])
+    bad.to_csv(workdir / "bad.csv", index=False)
+    checked = run_cli("data", "validate", "bad.csv", "--json", "problems.json")
+    assert checked.returncode == 1
+    kinds = {p["kind"] for p in json.loads((workdir / "problems.json").read_text())[0]["problems"]}
+    assert {"duplicate timestamp", "unsorted (timestamp earlier than the previous one)", "high < low",
+            "non-positive price", "gap (missing candles)"} <= kinds
+
+
+def test_strategies_list_and_show(run_cli) -> None:
+    listing = run_cli("strategies", "list")
+    assert listing.returncode == 0
+    for name in ("sma_cross", "rsi_reversion", "bollinger_breakout", "donchian_breakout", "macd_trend"):
+        assert name in listing.stdout
+    shown = run_cli("strategies", "show", "rsi_reversion")
+    assert shown.returncode == 0
+    assert "oversold" in shown.stdout and "5.0..45.0" in shown.stdout and "rsi_reversion.py" in shown.stdout
+
+
+def _bad_inputs(workdir: Path) -> dict[str, tuple[list[str], str]]:
+    (workdir / "syntax.py").write_text("from systrade import Strategy\nclass X(Strategy)\n    pass\n")
+    (workdir / "empty.py").write_text("x = 1\n")
+    (workdir / "no_ohlc.csv").write_text("date,price\n2024-01-01,1\n2024-01-02,2\n")
+    (workdir / "bad_dates.csv").write_text("date,open,high,low,close\nyesterday,1,2,0.5,1\nsoon,1,2,0.5,1\n")
+    random_walk_csv(workdir / "ok.csv", n=60)
+    (workdir / "bad.toml").write_text("[backtest]\ncash = 100\ncolour = 'red'\n")
+    return {
+        "syntax error": (["syntax.py"], "syntax.py: syntax error on line 2"),
+        "no strategy class": (["empty.py"], "empty.py defines no Strategy subclass"),
+        "unknown name": (["sma_crss"], "did you mean sma_cross"),
+        "out of range param": (["sma_cross", "-p", "fast=1000"], "fast=1000 is above its high bound 100"),
+        "unknown param": (["sma_cross", "-p", "speed=3"], "has no parameter 'speed'"),
+        "no ohlc columns": (["sma_cross", "--data", "no_ohlc.csv"], "no_ohlc.csv has no open, high, low"),
+        "unparsable dates": (["sma_cross", "--data", "bad_dates.csv"], "bad_dates.csv: column 'date' has unparsable"),
+        "missing file": (["sma_cross", "--data", "nope.csv"], "data file nope.csv does not exist"),
+        "empty range": (["sma_cross", "--data", "ok.csv", "--start", "2030-01-01"], "leaves 0 candles"),
+        "bad size": (["sma_cross", "--size", "lots"], "--size 'lots' is not valid"),
+        "bad config key": (["sma_cross", "--config", "bad.toml"], "backtest.colour: unknown key"),
+        "percent reversal": (["sma_cross", "--direction", "both", "--size", "50"], "percent sizing cannot reverse"),
+    }
+
+
+@pytest.mark.parametrize("case", ["syntax error", "no strategy class", "unknown name", "out of range param",
+                                  "unknown param", "no ohlc columns", "unparsable dates", "missing file",
+                                  "empty range", "bad size", "bad config key", "percent reversal"])
+def test_bad_input_gets_one_clear_line_exit_2_and_writes_nothing(run_cli, workdir: Path, case: str) -> None:
+    args, expected = _bad_inputs(workdir)[case]
+    before = tree(workdir)
+    result = run_cli("backtest", *args, "--json", "out.json", "--report", "out.html", "--trades", "out.csv")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert expected in " ".join(result.stderr.split()), result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert tree(workdir) == before
+
+
+def test_debug_shows_the_traceback(run_cli) -> None:
+    result = run_cli("backtest", "sma_crss", "--debug")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "did you mean sma_cross" in result.stderr
