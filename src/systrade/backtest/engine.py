@@ -8,6 +8,7 @@ several seconds in every new process.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,9 @@ import pandas as pd
 from systrade.positions import PositionRules, resolve_signals, to_fill_bars, vectorbt_order_args
 
 SIGNAL_NAMES = ("entries", "exits", "short_entries", "short_exits")
+
+# vectorbt still uses pandas APIs that pandas 3 deprecates; those warnings are not the user's concern.
+warnings.filterwarnings("ignore", module=r"vectorbt(\.|$)")
 
 
 def engine_name() -> str:
