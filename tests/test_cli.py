@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import tree
 
 TRADE_KEYS = {"direction", "entry_time", "entry_price", "exit_time", "exit_price", "size", "pnl", "return_pct",

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import STRATEGIES, shared_file
+
 from systrade.backtest.metrics import compute_metrics, max_drawdown
 from systrade.backtest.run import run_backtest
 from systrade.data.load import load_candles

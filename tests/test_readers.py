@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import shared_file
+
 from systrade.data.readers import read_ohlcv
 from systrade.data.timeframes import infer_timeframe
 from systrade.errors import UserError
