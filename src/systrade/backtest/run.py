@@ -9,15 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from systrade.backtest.engine import simulate
+from systrade.backtest.engine import TRADE_FIELDS, simulate
 from systrade.backtest.metrics import compute_metrics
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.positions import PositionRules
 from systrade.strategy import Strategy, validate_signals
 
-TRADE_FIELDS = ["direction", "entry_time", "entry_price", "exit_time", "exit_price", "size", "pnl",
-                "return_pct", "fees", "status"]
+__all__ = ["TRADE_FIELDS", "BacktestRun", "SymbolResult", "run_backtest"]
 
 
 @dataclass
@@ -61,17 +60,17 @@ def run_backtest(
     datas = {c.symbol: c.frame for c in candles}
     signals = {c.symbol: compute_signals(strategy, c) for c in candles}
     bar_seconds = timeframe_seconds(candles[0].timeframe)
-    portfolio = simulate(datas, signals, rules, cash, pd.Timedelta(seconds=bar_seconds), cash_sharing)
+    simulation = simulate(datas, signals, rules, cash, pd.Timedelta(seconds=bar_seconds), cash_sharing)
     run = BacktestRun(strategy.strategy_name(), strategy.param_values, rules, cash, cash_sharing)
 
-    trades_all = trades_frame(portfolio)
-    orders = portfolio.orders.records_readable
-    assets = portfolio.assets()
-    values = portfolio.value()
+    trades_all = simulation.trades()
+    orders = simulation.orders()
+    assets = simulation.assets()
+    values = simulation.value()
     for c in candles:
         position = assets[c.symbol].reindex(c.frame.index)
         trades = trades_all[trades_all["column"] == c.symbol].drop(columns="column").reset_index(drop=True)
-        fees = float(orders.loc[orders["Column"] == c.symbol, "Fees"].sum())
+        fees = float(orders.loc[orders["column"] == c.symbol, "fees"].sum())
         exposure = float(np.mean(position.to_numpy() != 0))
         if cash_sharing:
             equity = pd.Series(np.nan, index=c.frame.index)
@@ -88,37 +87,9 @@ def run_backtest(
         closed = trades_all.loc[trades_all["status"] == "closed", "pnl"].to_numpy(dtype=float)
         exposure = float(np.mean((assets != 0).any(axis=1)))
         run.portfolio_metrics = compute_metrics(equity.to_numpy(), bar_seconds, closed,
-                                                float(orders["Fees"].sum()), exposure, year_days)
+                                                float(orders["fees"].sum()), exposure, year_days)
         run.portfolio_metrics["equity"] = equity
     return run
-
-
-def trades_frame(portfolio: Any) -> pd.DataFrame:
-    """Every trade (closed and open) in the JSON schema's fields plus ``column``.
-
-    Open trades are marked to market at the last close: ``pnl`` is unrealised and ``exit_*`` is empty.
-    """
-    records = portfolio.exit_trades.records_readable
-    if records.empty:
-        return pd.DataFrame(columns=["column", *TRADE_FIELDS])
-    status = records["Status"].astype(str).str.lower()
-    is_open = (status == "open").to_numpy()
-    frame = pd.DataFrame({
-        "column": records["Column"].to_numpy(),
-        "direction": records["Direction"].astype(str).str.lower().to_numpy(),
-        "entry_time": pd.to_datetime(records["Entry Timestamp"]).to_numpy(),
-        "entry_price": records["Avg Entry Price"].to_numpy(dtype=float),
-        "exit_time": pd.to_datetime(records["Exit Timestamp"]).where(~is_open),
-        "exit_price": records["Avg Exit Price"].where(~is_open).to_numpy(dtype=float),
-        "size": records["Size"].to_numpy(dtype=float),
-        "pnl": records["PnL"].to_numpy(dtype=float),
-        "return_pct": records["Return"].to_numpy(dtype=float) * 100.0,
-        "fees": (records["Entry Fees"] + records["Exit Fees"].where(~is_open, 0.0)).to_numpy(dtype=float),
-        "status": status.to_numpy(),
-    })
-    frame["entry_time"] = pd.to_datetime(frame["entry_time"], utc=True)
-    frame["exit_time"] = pd.to_datetime(frame["exit_time"], utc=True)
-    return frame
 
 
 def _counts(trades: pd.DataFrame) -> dict[str, int]:
