@@ -39,7 +39,7 @@ def find_problems(frame: pd.DataFrame, timeframe: str | None = None) -> list[Pro
             problems.append(Problem(kind, int(mask.sum()), str(index[int(np.argmax(mask))])))
 
     add("duplicate timestamp", index.duplicated(keep="first"))
-    steps = np.diff(index.asi8)
+    steps = np.diff(index.as_unit("ns").asi8)  # any resolution the frame came with, in ns
     add("unsorted (timestamp earlier than the previous one)", np.concatenate([[False], steps < 0]))
     add("NaN in open/high/low/close", frame[PRICES].isna().any(axis=1).to_numpy())
     add("high < low", (frame["high"] < frame["low"]).to_numpy())
@@ -53,7 +53,7 @@ def find_problems(frame: pd.DataFrame, timeframe: str | None = None) -> list[Pro
     if len(index) >= 2 and (steps > 0).any():
         tf_seconds = timeframe_seconds(timeframe or infer_timeframe(index))
         allowed = tf_seconds * 1_000_000_000
-        trading_days_only = tf_seconds == 86400 and not (index.dayofweek >= 5).any()
+        trading_days_only = tf_seconds == 86400 and not (index.day_of_week >= 5).any()
         if trading_days_only:
             allowed = 4 * 86400 * 1_000_000_000
         add("gap (missing candles)", np.concatenate([[False], steps > allowed]))
