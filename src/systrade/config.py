@@ -37,8 +37,18 @@ class BacktestSettings(_Strict):
     year_days: float = Field(365.0, gt=0, le=366)
 
 
+class NetworkSettings(_Strict):
+    """Retry policy for exchange calls (see systrade.exchange.RetryPolicy)."""
+
+    retries: int = Field(5, ge=0, le=50)
+    backoff_seconds: float = Field(1.0, ge=0)
+    rate_limit_backoff_seconds: float = Field(5.0, ge=0)
+    max_backoff_seconds: float = Field(60.0, ge=0)
+
+
 class Settings(_Strict):
     data: DataSettings = DataSettings()
+    network: NetworkSettings = NetworkSettings()
     strategies: StrategySettings = StrategySettings()
     backtest: BacktestSettings = BacktestSettings()
     exchanges: dict[str, dict[str, Any]] = {}

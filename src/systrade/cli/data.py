@@ -75,3 +75,81 @@ def sample(seed: int = typer.Option(7, "--seed", help="Generator seed (7 makes t
 
     path = write_sample(settings().data.dir, seed)
     out.print(f"wrote synthetic sample (made up, not a real market) to {path}", highlight=False)
+
+
+def _to_ms(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    import pandas as pd
+
+    from systrade.errors import UserError
+
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise UserError(f"{option} {text!r} is not a date; use ISO format like 2024-01-31") from None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]]) -> None:
+    """Download each (symbol, timeframe, since, until) with one progress bar per symbol."""
+    from systrade.data.download import Downloader
+    from systrade.exchange import RetryPolicy, create_exchange, describe_error
+    from systrade.progress import progress_bar, rate_text
+
+    config = settings()
+    policy = RetryPolicy(**config.network.model_dump())
+    client = create_exchange(exchange_id, config)
+    with progress_bar("candles") as bars:
+        def on_retry(attempt: int, error: BaseException, wait: float) -> None:
+            bars.console.print(f"[yellow]retry {attempt}[/] in {wait:.1f}s after "
+                               f"{describe_error(error, exchange_id)}", highlight=False)
+
+        downloader = Downloader(client, exchange_id, config.data.dir, policy, on_retry)
+        for symbol, timeframe, since, until in jobs:
+            task = bars.add_task(f"{exchange_id} {symbol} {timeframe}", total=None, rate="")
+
+            def on_candles(added: int, expected: int, task=task) -> None:
+                bars.update(task, advance=added, total=expected)
+                bars.update(task, rate=rate_text(bars.tasks[task].speed, "candles"))
+
+            result = downloader.download(symbol, timeframe, since, until, on_candles)
+            done = bars.tasks[task].completed
+            bars.update(task, total=done, completed=done)
+            bars.console.print(f"{symbol} {timeframe}: +{result.added} candles, {result.rows} stored "
+                               f"({result.first} .. {result.last}) in {result.path}", highlight=False)
+
+
+@group.command("download")
+def download(
+    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, kraken, upbit."),
+    symbols: list[str] = typer.Argument(..., help="One or more symbols, e.g. BTC/USDT ETH/USDT."),
+    timeframe: str = typer.Option(..., "--timeframe", help="Candle timeframe, e.g. 1h."),
+    since: str = typer.Option(..., "--since", help="First candle to fetch (ISO date, UTC)."),
+    until: str | None = typer.Option(None, "--until", help="Stop before this time (default: now)."),
+) -> None:
+    """Download closed candles into the store; running it again fetches only what is missing."""
+    since_ms = _to_ms(since, "--since")
+    until_ms = _to_ms(until, "--until")
+    _run_downloads(exchange, [(s, timeframe, since_ms, until_ms) for s in symbols])
+
+
+@group.command("update")
+def update() -> None:
+    """Bring every stored series from a ccxt exchange up to date (and fill its gaps)."""
+    import ccxt
+
+    from systrade.data.store import list_series, read_series
+
+    data_dir = settings().data.dir
+    by_exchange: dict[str, list] = {}
+    for key, _ in list_series(data_dir):
+        if key.exchange not in ccxt.exchanges:
+            out.print(f"skipped {key.exchange}/{key.symbol} {key.timeframe}: not a ccxt exchange", highlight=False)
+            continue
+        first = read_series(key, data_dir).index[0]
+        by_exchange.setdefault(key.exchange, []).append((key.symbol, key.timeframe, int(first.value // 1_000_000),
+                                                         None))
+    for exchange_id, jobs in by_exchange.items():
+        _run_downloads(exchange_id, jobs)

@@ -1,0 +1,124 @@
+"""Building ccxt clients from config, the exchange error policy, and secret redaction.
+
+Shared by the downloader (``data``) and the paper-trading path (``live``): both reach exchanges
+the same way and retry the same errors. Secrets come only from ``SYSTRADE_<ID>_API_KEY``,
+``_SECRET`` and ``_PASSWORD``; anything shown to the user passes through ``redact``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from systrade.config import Settings, secret_env_names
+from systrade.errors import UserError
+
+T = TypeVar("T")
+
+
+def _ccxt():
+    import ccxt  # imported lazily: it takes most of a second
+
+    return ccxt
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into a copy of ``base``, recursing into nested tables."""
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def secrets_for(exchange_id: str) -> dict[str, str]:
+    """Credentials for ``exchange_id`` from the environment (only those that are set)."""
+    return {field: os.environ[name] for field, name in secret_env_names(exchange_id).items() if os.environ.get(name)}
+
+
+def redact(text: str, exchange_id: str | None = None) -> str:
+    """``text`` with every configured secret value replaced by ``***``."""
+    values = []
+    for name, value in os.environ.items():
+        if name.startswith("SYSTRADE_") and name.endswith(("_API_KEY", "_SECRET", "_PASSWORD")) and value:
+            values.append(value)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+def create_exchange(exchange_id: str, settings: Settings, with_secrets: bool = True) -> Any:
+    """A ccxt client for ``exchange_id`` with the ``[exchanges.<id>]`` table deep-merged into its config."""
+    ccxt = _ccxt()
+    if exchange_id not in ccxt.exchanges:
+        close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see ccxt's list of exchange ids"
+        raise UserError(f"unknown exchange {exchange_id!r}; {hint}")
+    config = deep_merge({"enableRateLimit": True}, settings.exchanges.get(exchange_id, {}))
+    if with_secrets:
+        config.update(secrets_for(exchange_id))
+    return getattr(ccxt, exchange_id)(config)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry exchange calls.
+
+    Retried: network trouble (``NetworkError``, ``RequestTimeout``, ``ExchangeNotAvailable``) and
+    ``OperationFailed``, with exponential backoff; ``DDoSProtection`` / ``RateLimitExceeded`` back off
+    longer. Never retried: authentication, bad requests, bad symbols (they cannot get better).
+    """
+
+    retries: int = 5
+    backoff_seconds: float = 1.0
+    rate_limit_backoff_seconds: float = 5.0
+    max_backoff_seconds: float = 60.0
+
+    def delay(self, attempt: int, error: BaseException) -> float:
+        ccxt = _ccxt()
+        base = self.rate_limit_backoff_seconds if isinstance(
+            error, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)) else self.backoff_seconds
+        return min(self.max_backoff_seconds, base * (2 ** attempt))
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for errors that may pass if the same call is made again."""
+    ccxt = _ccxt()
+    return isinstance(error, ccxt.OperationFailed)
+
+
+class TransientDataError(Exception):
+    """The exchange answered with something unusable (e.g. malformed JSON parsed as junk): retry."""
+
+
+def call_with_retry(call: Callable[[], T], policy: RetryPolicy, what: str,
+                    on_retry: Callable[[int, BaseException, float], None] | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``call`` under the error policy; re-raise the last error when retries run out."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:  # classified below; anything else is not ours to retry
+            if not (is_retryable(error) or isinstance(error, TransientDataError)) or attempt >= policy.retries:
+                raise
+            wait = policy.delay(attempt, error)
+            if on_retry is not None:
+                on_retry(attempt + 1, error, wait)
+            sleep(wait)
+            attempt += 1
+
+
+def describe_error(error: BaseException, exchange_id: str) -> str:
+    """A one-line, secret-free description of an exchange error."""
+    text = " ".join(str(error).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return redact(f"{type(error).__name__}: {text}", exchange_id)

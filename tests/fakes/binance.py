@@ -1,0 +1,813 @@
+"""A local fake of the Binance spot REST API for tests.
+
+Why: the downloader and everything above it must be tested against the real
+``ccxt.binance`` client (its URL building, parsing and error mapping are part
+of what we rely on) without ever touching the network, with a clock we
+control and with faults we can inject on demand.
+
+``FakeBinance`` runs a ``ThreadingHTTPServer`` on 127.0.0.1 (random free
+port) serving ``/api/v3/exchangeInfo``, ``/klines``, ``/ticker/24hr``,
+``/depth`` and ``/time``. Point ccxt at it with::
+
+    with FakeBinance(clock_ms=now) as fake:
+        fake.add_market("BTC/USDT", candles_1m)
+        ex = ccxt.binance({**fake.ccxt_config(), "enableRateLimit": False, "timeout": 2000})
+
+``ccxt_config()`` rewrites *every* URL ccxt.binance knows (spot, sapi, fapi,
+dapi, eapi, papi, and the testnet/demo sets) onto the fake, keeping the path,
+so a call to an endpoint we do not serve shows up as a logged 404 instead of
+leaking to binance.com. It also sets the options that keep ``load_markets``
+to one ``GET /api/v3/exchangeInfo``:
+
+* ``fetchMarkets: {"types": ["spot"]}`` (default also loads linear/inverse
+  via fapi/dapi),
+* ``fetchMargins: False`` (would call sapi margin pairs when keys are set),
+* ``fetchCurrencies: False`` (would call sapi capital/config when keys are set).
+
+Fault kinds (``FaultPlan.kinds``) and the ccxt exception each one produces
+with ccxt 4.5.90 (asserted in tests/test_fake_exchange.py)::
+
+    "429"      HTTP 429, Binance JSON body (-1003), Retry-After  -> ccxt.DDoSProtection
+    "418"      HTTP 418, Binance IP-ban JSON body, Retry-After   -> ccxt.DDoSProtection
+    "500html"  HTTP 502 or 503 with an HTML body                 -> ccxt.ExchangeNotAvailable
+    "badjson"  HTTP 200, JSON body truncated halfway             -> NO ccxt error (see below)
+    "drop"     socket closed without any response                -> ccxt.NetworkError (exactly)
+    "slow"     answer delayed by ``slow_seconds``                -> ccxt.RequestTimeout
+
+Notes for a retry policy: ``DDoSProtection``, ``ExchangeNotAvailable`` and
+``RequestTimeout`` are all subclasses of ``NetworkError``; ``RateLimitExceeded``
+is *not* raised for 429/418 because binance's ``handle_errors`` raises
+``DDoSProtection`` for both before looking at the body (and in this ccxt
+version RateLimitExceeded is a sibling of DDoSProtection, not a subclass).
+Malformed JSON is swallowed: ccxt's ``parse_json`` returns None and ``fetch``
+hands the raw text to the parser, which walks the *string*. Observed results:
+``fetch_ohlcv`` without ``since`` gives ``limit`` junk rows like
+``[9, None, None, None, None, None]``; WITH ``since`` it gives ``[]``, which
+looks exactly like "no more data"; ``fetch_ticker`` gives all-None fields,
+``fetch_order_book`` empty sides with nonce None, ``fetch_time`` None and
+``load_markets`` ``{}``. A downloader must validate what it gets back (e.g.
+treat ``[]`` before ``now`` as suspicious, reject rows containing None).
+
+Unknown symbols: ``fetch_ohlcv("NOPE/USDT")`` raises ``ccxt.BadSymbol`` inside
+ccxt before any request; a raw request with an unknown Binance id gets HTTP
+400 ``{"code": -1121}`` which ccxt also maps to ``BadSymbol`` (a subclass of
+``BadRequest``). An interval we cannot serve gets 400 ``{"code": -1120}``,
+which ccxt maps to ``BadRequest``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+import pandas as pd
+
+FAULT_KINDS: tuple[str, ...] = ("429", "418", "500html", "badjson", "drop", "slow")
+
+_MINUTE = 60_000
+_DAY = 86_400_000
+# Binance interval -> (length ms, bin origin ms). Weeks start on Monday
+# 1970-01-05; everything else is aligned to the epoch. "1M" is not served.
+INTERVALS: dict[str, tuple[int, int]] = {
+    "1s": (1_000, 0),
+    "1m": (_MINUTE, 0),
+    "3m": (3 * _MINUTE, 0),
+    "5m": (5 * _MINUTE, 0),
+    "15m": (15 * _MINUTE, 0),
+    "30m": (30 * _MINUTE, 0),
+    "1h": (60 * _MINUTE, 0),
+    "2h": (120 * _MINUTE, 0),
+    "4h": (240 * _MINUTE, 0),
+    "6h": (360 * _MINUTE, 0),
+    "8h": (480 * _MINUTE, 0),
+    "12h": (720 * _MINUTE, 0),
+    "1d": (_DAY, 0),
+    "3d": (3 * _DAY, 0),
+    "1w": (7 * _DAY, 4 * _DAY),
+}
+
+_RATE_LIMITS = [
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+]
+
+_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"]
+
+
+class _ApiError(Exception):
+    """A Binance-style error answer: HTTP status plus ``{"code", "msg"}``."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+def _num(x: float) -> str:
+    """Binance-looking decimal string (>= 8 decimals) that round-trips exactly."""
+    return np.format_float_positional(float(x), unique=True, trim="k", min_digits=8)
+
+
+def _decimals(step: float) -> int:
+    """Number of decimals needed to write multiples of ``step``."""
+    text = np.format_float_positional(float(step), unique=True, trim="-")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _on_grid(n_steps: int, step: float) -> str:
+    """Price/qty ``n_steps * step`` written without float noise."""
+    return f"{n_steps * step:.{max(_decimals(step), 8)}f}"
+
+
+@dataclass(frozen=True)
+class _Bars:
+    """Column arrays of OHLCV bars keyed by open time in epoch ms (sorted)."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    quote_volume: np.ndarray
+    trades: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def slice(self, lo: int, hi: int) -> _Bars:
+        return _Bars(*(getattr(self, f)[lo:hi] for f in _BAR_FIELDS))
+
+
+_BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume", "quote_volume", "trades")
+
+
+def _aggregate(bars: _Bars, interval_ms: int, origin_ms: int) -> _Bars:
+    """Resample with first/max/min/last/sum into left-closed, left-labelled bins."""
+    if len(bars) == 0:
+        return bars
+    keys = (bars.ts - origin_ms) // interval_ms * interval_ms + origin_ms
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)] - 1
+    return _Bars(
+        ts=keys[starts],
+        open=bars.open[starts],
+        high=np.maximum.reduceat(bars.high, starts),
+        low=np.minimum.reduceat(bars.low, starts),
+        close=bars.close[ends],
+        volume=np.add.reduceat(bars.volume, starts),
+        quote_volume=np.add.reduceat(bars.quote_volume, starts),
+        trades=np.add.reduceat(bars.trades, starts),
+    )
+
+
+@dataclass
+class _Market:
+    symbol: str
+    id: str
+    base: str
+    quote: str
+    bars: _Bars
+    base_ms: int
+    tick_size: float
+    step_size: float
+    min_qty: float
+    max_qty: float
+    min_notional: float
+    resampled: dict[str, _Bars] = field(default_factory=dict)
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake saw it.
+
+    ``status`` stays None for dropped requests and until a slow one is answered.
+    """
+
+    method: str
+    path: str
+    params: dict[str, str]
+    time: float  # wall clock (time.time()) at arrival
+    now_ms: int  # the fake's clock at arrival
+    fault: str | None = None
+    status: int | None = None
+
+
+@dataclass
+class FaultPlan:
+    """Which requests fail and how, drawn from a seeded RNG.
+
+    Each request whose path starts with one of ``paths`` (all paths if None)
+    consumes the same number of draws, so the fault sequence is a pure
+    function of ``seed`` and the order of matching requests. ``max_faults``
+    caps the total number of injected faults (e.g. "fail twice, then work").
+    """
+
+    rate: float = 1.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    paths: tuple[str, ...] | None = None
+    slow_seconds: float = 2.0
+    retry_after: int = 1
+    max_faults: int | None = None
+    injected: int = field(default=0, init=False)
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown or not self.kinds:
+            raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}, got {self.kinds}")
+        self._rng = random.Random(self.seed)
+
+    def pick(self, path: str) -> tuple[str | None, float]:
+        """Return (fault kind or None, an extra uniform draw for the fault's details)."""
+        if self.paths is not None and not any(path.startswith(p) for p in self.paths):
+            return None, 0.0
+        with self._lock:
+            hit = self._rng.random() < self.rate
+            kind = self.kinds[self._rng.randrange(len(self.kinds))]
+            detail = self._rng.random()
+            if not hit or (self.max_faults is not None and self.injected >= self.max_faults):
+                return None, detail
+            self.injected += 1
+            return kind, detail
+
+
+@functools.lru_cache(maxsize=1)
+def _ccxt_binance_urls() -> dict[str, dict[str, str]]:
+    """URL tables of the installed ccxt.binance (imported lazily: only tests need it)."""
+    import ccxt
+
+    urls = ccxt.binance().describe()["urls"]
+    return {k: dict(urls[k]) for k in ("api", "test", "demo") if isinstance(urls.get(k), dict)}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, fake: FakeBinance) -> None:
+        self.fake = fake
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up on us (timeouts, drops) are expected: stay quiet."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real thing
+    timeout = 10  # idle keep-alive connections are closed after this
+    disable_nagle_algorithm = True  # headers and body go out separately: avoid 40 ms stalls
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        self.server.fake._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence per-request stderr logging."""
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        fake = self.server.fake
+        split = urlsplit(self.path)
+        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            params.update(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+        plan = fake.faults  # read once: tests may swap it while we answer
+        fault, detail = plan.pick(split.path) if plan is not None else (None, 0.0)
+        rec = RecordedRequest(method, split.path, params, time.time(), fake.now_ms, fault)
+        fake._record(rec)
+        try:
+            self._answer(fake, rec, plan, fault, detail)
+        except OSError:  # client gave up (timeout) or went away
+            self.close_connection = True
+
+    def _answer(
+        self, fake: FakeBinance, rec: RecordedRequest, plan: FaultPlan | None, fault: str | None, detail: float
+    ) -> None:
+        if fault == "drop":
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault in ("429", "418"):
+            ban_until = rec.now_ms + 60_000
+            msg = (
+                "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
+                "Please use the websocket for live updates to avoid polling the API."
+                if fault == "429"
+                else f"Way too many requests; IP(127.0.0.1) banned until {ban_until}. "
+                "Please use the websocket for live updates to avoid bans."
+            )
+            body = json.dumps({"code": -1003, "msg": msg}).encode()
+            retry = str(plan.retry_after if plan else 1)
+            self._send(rec, int(fault), body, "application/json;charset=UTF-8", {"Retry-After": retry})
+            return
+        if fault == "500html":
+            status = 502 if detail < 0.5 else 503
+            reason = "Bad Gateway" if status == 502 else "Service Unavailable"
+            body = (
+                f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+                f"<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
+            ).encode()
+            self._send(rec, status, body, "text/html")
+            return
+        if fault == "slow" and fake._stopping.wait(plan.slow_seconds if plan else 2.0):
+            return  # server is shutting down
+        status, payload = fake._dispatch(rec.method, rec.path, rec.params, rec.now_ms)
+        if isinstance(payload, bytes):
+            self._send(rec, status, payload, "text/plain")
+            return
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        if fault == "badjson":
+            body = body[: max(1, len(body) // 2)]
+        self._send(rec, status, body, "application/json;charset=UTF-8")
+
+    def _send(
+        self, rec: RecordedRequest, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        rec.status = status
+        self.wfile.write(body)
+
+
+class FakeBinance:
+    """Fake Binance spot REST server with a settable clock and fault injection.
+
+    Candles are given at one base timeframe per market and resampled on the
+    fly; only candles opened at or before ``now_ms`` are visible, and the
+    last one is the forming candle built from base candles opened up to now.
+    """
+
+    def __init__(
+        self,
+        markets: dict[str, pd.DataFrame] | None = None,
+        clock_ms: int | None = None,
+        *,
+        spread_bps: float = 1.0,
+        book_spacing_ticks: int = 1,
+        book_qty: float = 1.0,
+    ) -> None:
+        self._clock_ms = clock_ms
+        self.spread_bps = spread_bps  # full bid/ask spread around the last price
+        self.book_spacing_ticks = book_spacing_ticks  # distance between depth levels
+        self.book_qty = book_qty  # amount at every depth level
+        self.faults: FaultPlan | None = None
+        self._markets: dict[str, _Market] = {}
+        self._by_id: dict[str, _Market] = {}
+        self._lock = threading.RLock()
+        self._requests: list[RecordedRequest] = []
+        self._log_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for symbol, candles in (markets or {}).items():
+            self.add_market(symbol, candles)
+
+    # ----------------------------------------------------------------- clock
+    @property
+    def now_ms(self) -> int:
+        """The exchange's "now": the fixed clock if set, else the wall clock."""
+        return int(time.time() * 1000) if self._clock_ms is None else self._clock_ms
+
+    @now_ms.setter
+    def now_ms(self, value: int | None) -> None:
+        self._clock_ms = None if value is None else int(value)
+
+    def advance(self, ms: int) -> int:
+        """Move the fixed clock forward (freezing it at wall time first if unset)."""
+        self.now_ms = self.now_ms + ms
+        return self.now_ms
+
+    # --------------------------------------------------------------- markets
+    def add_market(
+        self,
+        symbol: str,
+        candles: pd.DataFrame,
+        *,
+        timeframe: str | None = None,
+        tick_size: float = 0.01,
+        step_size: float = 0.00001,
+        min_qty: float = 0.00001,
+        max_qty: float = 9000.0,
+        min_notional: float = 5.0,
+    ) -> None:
+        """Register ``symbol`` ("BASE/QUOTE") with OHLCV candles at one base timeframe.
+
+        ``candles``: tz-aware DatetimeIndex of candle open times, float columns
+        open/high/low/close/volume, optional quote_volume and trades. The base
+        timeframe is inferred from the smallest index step unless given.
+        """
+        base, quote = symbol.split("/")
+        index = candles.index
+        if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+            raise ValueError("candles need a tz-aware DatetimeIndex of open times")
+        frame = candles.sort_index()
+        if frame.index.has_duplicates:
+            raise ValueError("duplicate candle open times")
+        ts = frame.index.tz_convert("UTC").as_unit("ms").asi8.astype(np.int64)
+        if timeframe is None:
+            steps = np.diff(ts)
+            base_ms = int(steps.min()) if len(steps) else _MINUTE
+        else:
+            base_ms = INTERVALS[timeframe][0]
+        if np.any(ts % base_ms):
+            raise ValueError(f"candle open times are not aligned to {base_ms} ms")
+        cols = {c: frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")}
+        qv = frame["quote_volume"].to_numpy(float) if "quote_volume" in frame else cols["volume"] * cols["close"]
+        trades = frame["trades"].to_numpy(np.int64) if "trades" in frame else np.ones(len(ts), np.int64)
+        bars = _Bars(ts=ts, quote_volume=qv, trades=trades, **cols)
+        market = _Market(
+            symbol, base + quote, base, quote, bars, base_ms, tick_size, step_size, min_qty, max_qty, min_notional
+        )
+        with self._lock:
+            self._markets[symbol] = market
+            self._by_id[market.id] = market
+
+    # ----------------------------------------------------------- request log
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Snapshot of every request received so far, in arrival order."""
+        with self._log_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self._requests.clear()
+
+    def count(self, path_prefix: str = "") -> int:
+        """Number of logged requests whose path starts with ``path_prefix``."""
+        with self._log_lock:
+            return sum(r.path.startswith(path_prefix) for r in self._requests)
+
+    def _record(self, rec: RecordedRequest) -> None:
+        with self._log_lock:
+            self._requests.append(rec)
+
+    # -------------------------------------------------------------- lifecycle
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321 (server must be started)."""
+        if self._server is None:
+            raise RuntimeError("FakeBinance is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server(self)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._stopping.set()  # wakes "slow" handlers
+        self._server.shutdown()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:  # unblocks handler threads idling on keep-alive sockets
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    def ccxt_config(self) -> dict[str, Any]:
+        """Constructor config making ccxt.binance talk only to this fake (see module doc)."""
+        base = self.url
+        urls = {
+            section: {key: base + urlsplit(u).path for key, u in table.items() if isinstance(u, str)}
+            for section, table in _ccxt_binance_urls().items()
+        }
+        return {
+            "urls": urls,
+            "options": {
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchMargins": False,
+                "fetchCurrencies": False,
+                "adjustForTimeDifference": False,
+            },
+        }
+
+    # ------------------------------------------------------------- endpoints
+    def _dispatch(self, method: str, path: str, params: dict[str, str], now: int) -> tuple[int, Any]:
+        """Route one request; returns (status, JSON-able payload or raw bytes)."""
+        routes = {
+            "/api/v3/time": self._time,
+            "/api/v3/exchangeInfo": self._exchange_info,
+            "/api/v3/klines": self._klines,
+            "/api/v3/ticker/24hr": self._ticker_24hr,
+            "/api/v3/depth": self._depth,
+        }
+        handler = routes.get(path)
+        if handler is None or method != "GET":
+            return 404, f"FakeBinance does not serve {method} {path}\n".encode()
+        try:
+            return 200, handler(params, now)
+        except _ApiError as e:
+            return e.status, {"code": e.code, "msg": e.msg}
+
+    def _market(self, params: dict[str, str]) -> _Market:
+        market_id = params.get("symbol")
+        if not market_id:
+            raise _ApiError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        with self._lock:
+            market = self._by_id.get(market_id)
+        if market is None:
+            raise _ApiError(400, -1121, "Invalid symbol.")
+        return market
+
+    @staticmethod
+    def _int_param(params: dict[str, str], name: str, default: int | None = None) -> int | None:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise _ApiError(
+                400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^-?[0-9]{{1,20}}$'."
+            ) from None
+
+    def _time(self, params: dict[str, str], now: int) -> dict[str, Any]:
+        return {"serverTime": now}
+
+    def _exchange_info(self, params: dict[str, str], now: int) -> dict[str, Any]:
+        with self._lock:
+            markets = list(self._markets.values())
+        if params.get("symbol"):
+            markets = [self._market(params)]
+        return {
+            "timezone": "UTC",
+            "serverTime": now,
+            "rateLimits": _RATE_LIMITS,
+            "exchangeFilters": [],
+            "symbols": [self._symbol_info(m) for m in markets],
+        }
+
+    @staticmethod
+    def _symbol_info(m: _Market) -> dict[str, Any]:
+        return {
+            "symbol": m.id,
+            "status": "TRADING",
+            "baseAsset": m.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": m.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": _ORDER_TYPES,
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "otoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": True,
+            "cancelReplaceAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": _num(m.tick_size),
+                    "maxPrice": _num(1_000_000),
+                    "tickSize": _num(m.tick_size),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": _num(m.min_qty),
+                    "maxQty": _num(m.max_qty),
+                    "stepSize": _num(m.step_size),
+                },
+                {"filterType": "ICEBERG_PARTS", "limit": 10},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": _num(0), "maxQty": _num(m.max_qty), "stepSize": _num(0)},
+                {
+                    "filterType": "TRAILING_DELTA",
+                    "minTrailingAboveDelta": 10,
+                    "maxTrailingAboveDelta": 2000,
+                    "minTrailingBelowDelta": 10,
+                    "maxTrailingBelowDelta": 2000,
+                },
+                {
+                    "filterType": "PERCENT_PRICE_BY_SIDE",
+                    "bidMultiplierUp": "5",
+                    "bidMultiplierDown": "0.2",
+                    "askMultiplierUp": "5",
+                    "askMultiplierDown": "0.2",
+                    "avgPriceMins": 5,
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": _num(m.min_notional),
+                    "applyMinToMarket": True,
+                    "maxNotional": _num(9_000_000),
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
+                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+            ],
+            "permissions": ["SPOT"],
+            "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+            "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+        }
+
+    def _resampled(self, m: _Market, interval: str) -> tuple[_Bars, int, int]:
+        """Full resampled history for ``interval`` (cached) plus its length and origin."""
+        if interval not in INTERVALS:
+            raise _ApiError(400, -1120, "Invalid interval.")
+        length, origin = INTERVALS[interval]
+        if length % m.base_ms or origin % m.base_ms:
+            raise _ApiError(400, -1120, f"FakeBinance cannot build {interval} from {m.base_ms} ms base candles.")
+        with self._lock:
+            bars = m.resampled.get(interval)
+            if bars is None:
+                bars = m.bars if length == m.base_ms else _aggregate(m.bars, length, origin)
+                m.resampled[interval] = bars
+        return bars, length, origin
+
+    def _klines(self, params: dict[str, str], now: int) -> list[list[Any]]:
+        m = self._market(params)
+        bars, length, origin = self._resampled(m, params.get("interval", ""))
+        limit = min(max(self._int_param(params, "limit", 500) or 1, 1), 1000)
+        start = self._int_param(params, "startTime")
+        end = self._int_param(params, "endTime")
+        if start is not None:  # Binance rounds a mid-candle startTime up to the next open
+            start = -((origin - start) // length) * length + origin
+        upper = now if end is None else min(now, end)
+
+        # Closed candles come from the cached frame; the forming one is rebuilt
+        # from base candles opened at or before now.
+        forming_open = (now - origin) // length * length + origin
+        n_closed = int(np.searchsorted(bars.ts, forming_open, "left"))
+        hi = min(int(np.searchsorted(bars.ts, upper, "right")), n_closed)
+        forming: _Bars | None = None
+        if forming_open <= upper and (start is None or forming_open >= start):
+            b = m.bars
+            lo_b = int(np.searchsorted(b.ts, forming_open, "left"))
+            hi_b = int(np.searchsorted(b.ts, now, "right"))
+            forming = _aggregate(b.slice(lo_b, hi_b), length, origin) if hi_b > lo_b else None
+
+        if start is not None:
+            lo = int(np.searchsorted(bars.ts, start, "left"))
+            hi = min(hi, lo + limit) if lo < hi else lo
+            rows = self._kline_rows(bars.slice(lo, hi), length)
+            if forming is not None and len(rows) < limit:
+                rows += self._kline_rows(forming, length)
+        else:  # no startTime: the latest `limit` candles up to endTime/now
+            n_old = limit - (0 if forming is None else 1)
+            rows = self._kline_rows(bars.slice(max(0, hi - n_old), hi), length)
+            if forming is not None:
+                rows += self._kline_rows(forming, length)
+        return rows
+
+    @staticmethod
+    def _kline_rows(b: _Bars, length: int) -> list[list[Any]]:
+        return [
+            [
+                int(t),
+                _num(o),
+                _num(h),
+                _num(lo),
+                _num(c),
+                _num(v),
+                int(t) + length - 1,
+                _num(q),
+                int(n),
+                _num(v / 2),
+                _num(q / 2),
+                "0",
+            ]
+            for t, o, h, lo, c, v, q, n in zip(
+                b.ts, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades, strict=True
+            )
+        ]
+
+    def _best_ticks(self, m: _Market, last: float) -> tuple[int, int]:
+        """Best bid/ask in ticks: ``spread_bps`` wide around ``last``, at least one tick apart."""
+        half = last * self.spread_bps / 20_000
+        bid = math.floor((last - half) / m.tick_size + 1e-9)
+        ask = math.ceil((last + half) / m.tick_size - 1e-9)
+        if ask <= bid:
+            ask = bid + 1
+        return bid, ask
+
+    def _last_index(self, m: _Market, now: int) -> int:
+        """Number of base candles opened at or before now."""
+        return int(np.searchsorted(m.bars.ts, now, "right"))
+
+    def _ticker_24hr(self, params: dict[str, str], now: int) -> Any:
+        if not params.get("symbol"):
+            with self._lock:
+                markets = list(self._markets.values())
+            return [self._ticker(m, now) for m in markets]
+        return self._ticker(self._market(params), now)
+
+    def _ticker(self, m: _Market, now: int) -> dict[str, Any]:
+        b = m.bars
+        hi = self._last_index(m, now)
+        lo = int(np.searchsorted(b.ts, now - _DAY, "right"))
+        last = float(b.close[hi - 1]) if hi else 0.0
+        prev = float(b.close[lo - 1]) if 0 < lo <= hi else last
+        if hi > lo:
+            open_, high, low = (float(b.open[lo]), float(b.high[lo:hi].max()), float(b.low[lo:hi].min()))
+            vol, qvol = float(b.volume[lo:hi].sum()), float(b.quote_volume[lo:hi].sum())
+            count = int(b.trades[lo:hi].sum())
+        else:
+            open_ = high = low = last
+            vol = qvol = 0.0
+            count = 0
+        bid, ask = self._best_ticks(m, last)
+        change = last - open_
+        return {
+            "symbol": m.id,
+            "priceChange": f"{change:.{max(_decimals(m.tick_size), 8)}f}",
+            "priceChangePercent": f"{(100 * change / open_) if open_ else 0.0:.3f}",
+            "weightedAvgPrice": _num(qvol / vol if vol else last),
+            "prevClosePrice": _num(prev),
+            "lastPrice": _num(last),
+            "lastQty": _num(m.min_qty),
+            "bidPrice": _on_grid(bid, m.tick_size),
+            "bidQty": _num(self.book_qty),
+            "askPrice": _on_grid(ask, m.tick_size),
+            "askQty": _num(self.book_qty),
+            "openPrice": _num(open_),
+            "highPrice": _num(high),
+            "lowPrice": _num(low),
+            "volume": _num(vol),
+            "quoteVolume": _num(qvol),
+            "openTime": now - _DAY,
+            "closeTime": now,
+            "firstId": 0 if count else -1,
+            "lastId": count - 1,
+            "count": count,
+        }
+
+    def _depth(self, params: dict[str, str], now: int) -> dict[str, Any]:
+        m = self._market(params)
+        limit = min(max(self._int_param(params, "limit", 100) or 1, 1), 5000)
+        hi = self._last_index(m, now)
+        last = float(m.bars.close[hi - 1]) if hi else 0.0
+        bid, ask = self._best_ticks(m, last)
+        step = max(1, self.book_spacing_ticks)
+        qty = _num(self.book_qty)
+        bids = [[_on_grid(bid - k * step, m.tick_size), qty] for k in range(limit) if bid - k * step > 0]
+        asks = [[_on_grid(ask + k * step, m.tick_size), qty] for k in range(limit)]
+        return {"lastUpdateId": now, "bids": bids, "asks": asks}
