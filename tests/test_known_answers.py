@@ -113,3 +113,8 @@ def test_metrics_on_a_hand_worked_curve() -> None:
 def test_flat_curve_has_no_ratios() -> None:
     metrics = compute_metrics(np.full(10, 100.0), 3600, np.array([]), 0.0, 0.0)
     assert math.isnan(metrics["sharpe"]) and math.isnan(metrics["win_rate_pct"]) and metrics["total_return_pct"] == 0
+
+
+def test_cagr_of_a_short_huge_gain_is_infinite_not_a_crash() -> None:
+    metrics = compute_metrics(np.linspace(100.0, 125.0, 160), 60, np.array([25.0]), 0.0, 1.0)
+    assert metrics["cagr_pct"] == math.inf and metrics["total_return_pct"] == pytest.approx(25.0)

@@ -52,7 +52,8 @@ def cagr(initial: float, final: float, years: float) -> float:
         return math.nan
     if final <= 0:
         return -1.0
-    return (final / initial) ** (1.0 / years) - 1.0
+    exponent = math.log(final / initial) / years
+    return math.inf if exponent > 700 else math.expm1(exponent)  # a big gain over minutes overflows a float
 
 
 def trade_stats(pnls: np.ndarray) -> dict[str, float]:
