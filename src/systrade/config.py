@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from systrade.errors import UserError
 
@@ -46,9 +46,46 @@ class NetworkSettings(_Strict):
     max_backoff_seconds: float = Field(60.0, ge=0)
 
 
+class BotSettings(_Strict):
+    """One paper-trading bot: a strategy on one market, with the backtest's sizing options."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    strategy: str
+    params: dict[str, Any] = {}
+    exchange: str
+    symbol: str
+    timeframe: str
+    size: float | Literal["all"] = "all"
+    size_type: Literal["percent", "amount", "value"] = "percent"
+    direction: Literal["long", "short", "both"] | None = None
+    slippage: float = Field(0.0, ge=0, lt=1)
+    fees: float | None = Field(None, ge=0, lt=1)  # None: the market's taker fee
+    max_position: float | None = Field(None, gt=0, le=1)  # fraction of account equity
+    daily_loss_limit: float | None = Field(None, gt=0, lt=1)  # fraction of equity at the day's start
+    candles: int | None = Field(None, ge=2, le=5000)  # history per tick (default: warmup + 250)
+
+
+class PaperSettings(_Strict):
+    database: str = "sqlite:///data/paper.sqlite"
+    balances: dict[str, float] = {"USDT": 10_000.0}
+    mode: Literal["paper", "sandbox"] = "paper"
+    tick_delay_seconds: int = Field(3, ge=0, le=300)
+    bots: list[BotSettings] = []
+
+    @field_validator("bots")
+    @classmethod
+    def _unique_names(cls, bots: list[BotSettings]) -> list[BotSettings]:
+        names = [b.name for b in bots]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"bot names must be unique; repeated: {', '.join(duplicated)}")
+        return bots
+
+
 class Settings(_Strict):
     data: DataSettings = DataSettings()
     network: NetworkSettings = NetworkSettings()
+    paper: PaperSettings = PaperSettings()
     strategies: StrategySettings = StrategySettings()
     backtest: BacktestSettings = BacktestSettings()
     exchanges: dict[str, dict[str, Any]] = {}

@@ -162,3 +162,41 @@ def vectorbt_order_args(rules: PositionRules) -> dict:
             stop_exit_price="stopmarket",
         )
     return args
+
+
+def order_amount(action: str, position: float, cash: float, price: float, rules: PositionRules,
+                 fee_rate: float) -> float:
+    """Signed base amount (positive buys) that ``action`` trades at reference ``price``, as the backtest sizes it.
+
+    ``price`` is the expected fill price before slippage. ``all`` and ``percent`` spend cash at the
+    slipped price with fees included; ``value`` converts at ``price``; a buy never asks for more than
+    the cash pays for (the backtest fills such an order partly). ``reverse`` closes and opens the
+    other side with the cash the close leaves.
+    """
+    buy_price = price * (1 + rules.slippage)
+    sell_price = price * (1 - rules.slippage)
+
+    def opening_units(available: float, fill_price: float, buying: bool) -> float:
+        if available <= 0:
+            return 0.0
+        affordable = available / (fill_price * (1 + fee_rate))
+        if rules.size == "all":
+            return affordable
+        if rules.size_type == "percent":
+            return affordable * float(rules.size) / 100.0
+        wanted = float(rules.size) if rules.size_type == "amount" else float(rules.size) / price
+        return min(wanted, affordable) if buying else wanted  # shorts are not capped by cash (no margin model)
+
+    if action == "buy":
+        return opening_units(cash, buy_price, True)
+    if action == "sell":
+        return -opening_units(cash, sell_price, False)
+    if action == "close":
+        return -position
+    if action == "reverse":
+        if position > 0:
+            cash_after = cash + position * sell_price * (1 - fee_rate)
+            return -position - opening_units(cash_after, sell_price, False)
+        cash_after = cash + position * buy_price * (1 + fee_rate)
+        return -position + opening_units(cash_after, buy_price, True)
+    return 0.0

@@ -1,0 +1,166 @@
+"""Brokers turn an order request into a fill or a rejection.
+
+``PaperBroker`` fills market orders against the live order book (walking the levels, falling
+back to the ticker) with the market's taker fee and adverse slippage; it calls public endpoints
+only and needs no API keys. ``SandboxBroker`` sends real orders to the exchange's testnet and finds
+a lost order again by its client order id before ever sending it twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from systrade.exchange import RetryPolicy, call_with_retry, is_retryable
+from systrade.live.market import MarketData
+
+
+@dataclass
+class OrderRequest:
+    """One market order a bot wants for a bar."""
+
+    client_order_id: str
+    symbol: str
+    side: str  # buy | sell
+    amount: float
+    reference_price: float
+    fee_rate: float | None = None  # None: the market's taker fee
+    slippage: float = 0.0
+    allow_short: bool = False
+    base_available: float = 0.0
+    quote_available: float = 0.0
+
+
+@dataclass
+class Execution:
+    """What happened to an order: filled (with average price and fee) or rejected (with the reason)."""
+
+    status: str
+    amount: float = 0.0
+    price: float = 0.0
+    fee: float = 0.0
+    fee_currency: str = ""
+    reason: str = ""
+    exchange_order_id: str | None = None
+
+
+def precise_amount(client: Any, symbol: str, amount: float) -> float:
+    """``amount`` truncated to the market's precision; 0 when nothing is left after truncation."""
+    import ccxt
+
+    try:
+        return float(client.amount_to_precision(symbol, amount))
+    except ccxt.InvalidOrder:  # ccxt refuses amounts that truncate to zero
+        return 0.0
+
+
+def book_price(levels: list[list[float]], amount: float, fallback: float | None = None) -> float:
+    """Average price of taking ``amount`` from ``levels`` ([price, size], best first).
+
+    What the book does not show is priced at its worst level; an empty book gives ``fallback``
+    (the ticker's last price).
+    """
+    remaining, cost, worst = amount, 0.0, None
+    for level in levels:
+        worst, size = float(level[0]), float(level[1])
+        take = min(remaining, size)
+        cost += take * worst
+        remaining -= take
+        if remaining <= 1e-15:
+            return cost / amount
+    if worst is None:
+        if fallback is None:
+            raise ValueError("empty order book and no fallback price")
+        return fallback
+    return (cost + max(remaining, 0.0) * worst) / amount
+
+
+class PaperBroker:
+    """Simulated fills from public market data; the exchange never sees an order."""
+
+    def __init__(self, market: MarketData) -> None:
+        self.market = market
+
+    def execute(self, request: OrderRequest, book: dict | None = None) -> Execution:
+        """Fill ``request`` against ``book`` (the snapshot the order was sized on) or a fresh one."""
+        rules = self.market.rules(request.symbol)
+        amount = precise_amount(self.market.client, request.symbol, request.amount)
+        if amount <= 0 or (rules.min_amount and amount < rules.min_amount):
+            return Execution("rejected", reason=f"amount {request.amount:.10g} is below the market minimum "
+                                                f"{rules.min_amount} {rules.base} after rounding to its precision")
+        book = book if book is not None else self.market.order_book(request.symbol)
+        levels = book["asks"] if request.side == "buy" else book["bids"]
+        price = book_price(levels, amount, None if levels else self.market.last_price(request.symbol))
+        price *= (1 + request.slippage) if request.side == "buy" else (1 - request.slippage)
+        cost = amount * price
+        if rules.min_cost and cost < rules.min_cost:
+            return Execution("rejected", reason=f"order value {cost:.10g} {rules.quote} is below the market minimum "
+                                                f"{rules.min_cost} {rules.quote}")
+        fee_rate = rules.taker_fee if request.fee_rate is None else request.fee_rate
+        fee = cost * fee_rate
+        if request.side == "buy" and cost + fee > request.quote_available + 1e-9:
+            return Execution("rejected", reason=f"insufficient balance: the buy needs {cost + fee:.10g} {rules.quote}, "
+                                                f"{request.quote_available:.10g} available")
+        if request.side == "sell" and not request.allow_short and amount > request.base_available + 1e-12:
+            return Execution("rejected", reason=f"insufficient balance: the sell needs {amount:.10g} {rules.base}, "
+                                                f"{request.base_available:.10g} held")
+        return Execution("filled", amount, price, fee, rules.quote)
+
+
+class SandboxBroker:
+    """Real market orders on the exchange's testnet, idempotent by client order id."""
+
+    def __init__(self, client: Any, policy: RetryPolicy) -> None:
+        self.client = client
+        self.policy = policy
+
+    def find(self, request: OrderRequest) -> dict | None:
+        """The exchange's record of an order we may already have sent, or None."""
+        import ccxt
+
+        try:
+            return call_with_retry(lambda: self.client.fetch_order(
+                None, request.symbol, {"origClientOrderId": request.client_order_id}), self.policy, "looking up order")
+        except ccxt.OrderNotFound:
+            return None
+
+    def execute(self, request: OrderRequest, book: dict | None = None) -> Execution:
+        """Send the order unless the exchange already has it (looked up by client order id first).
+
+        Binance accepts a client order id again once the earlier order has filled, so the id alone
+        cannot stop a second market order: every send, first or retried, is preceded by a lookup.
+        """
+        import ccxt
+
+        amount = precise_amount(self.client, request.symbol, request.amount)
+        if amount <= 0:
+            return Execution("rejected", reason=f"amount {request.amount:.10g} is below the market's precision")
+        attempt = 0
+        while True:
+            existing = self.find(request)
+            if existing is not None:
+                order = existing
+                break
+            try:
+                order = self.client.create_order(request.symbol, "market", request.side, amount, None,
+                                                 {"newClientOrderId": request.client_order_id})
+                break
+            except ccxt.InsufficientFunds as error:
+                return Execution("rejected", reason=f"insufficient balance: {error}")
+            except (ccxt.InvalidOrder, ccxt.BadRequest) as error:  # NOTIONAL failures arrive as BadRequest
+                return Execution("rejected", reason=f"{type(error).__name__}: {error}")
+            except Exception as error:
+                if not is_retryable(error) or attempt >= self.policy.retries:
+                    raise
+                attempt += 1  # the order may have reached the exchange: the loop looks it up first
+        return self._execution(order)
+
+    def _execution(self, order: dict) -> Execution:
+        filled = float(order.get("filled") or 0.0)
+        if filled <= 0:
+            return Execution("rejected", reason=f"the exchange did not fill the order (status {order.get('status')})",
+                             exchange_order_id=str(order.get("id")))
+        fee = order.get("fee") or {}
+        return Execution("filled", filled, float(order.get("average") or order.get("price") or 0.0),
+                         float(fee.get("cost") or 0.0), str(fee.get("currency") or ""),
+                         exchange_order_id=str(order.get("id")))

@@ -1,0 +1,232 @@
+"""The paper-trading ledger (SQLAlchemy): bots, ticks, orders, fills, balances, positions, events.
+
+Every state change of a tick is one transaction, so a crash never leaves a fill without its
+balance change. Orders carry a client order id derived from bot and bar time, unique in the
+table: a restart, a repeated tick or a retried request can never create a second order for a bar.
+SQLite runs in WAL mode so status commands can read while the daemon writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from systrade.errors import UserError
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Bot(Base):
+    __tablename__ = "bots"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(200))
+    exchange: Mapped[str] = mapped_column(String(50))
+    symbol: Mapped[str] = mapped_column(String(50))
+    timeframe: Mapped[str] = mapped_column(String(10))
+    position: Mapped[float] = mapped_column(Float, default=0.0)
+    last_bar: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    halted: Mapped[bool] = mapped_column(Boolean, default=False)
+    halted_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    day: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    day_start_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    day_cash_flow: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Tick(Base):
+    __tablename__ = "ticks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bot: Mapped[str] = mapped_column(ForeignKey("bots.name"))
+    bar_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(20))  # order, hold, skipped, error, halted, no-new-bar
+    message: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(36), unique=True)
+    bot: Mapped[str] = mapped_column(ForeignKey("bots.name"))
+    symbol: Mapped[str] = mapped_column(String(50))
+    side: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[float] = mapped_column(Float)
+    bar_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))  # intent, filled, rejected
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Fill(Base):
+    __tablename__ = "fills"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    client_order_id: Mapped[str] = mapped_column(String(36))
+    bot: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(50))
+    side: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    fee: Mapped[float] = mapped_column(Float)
+    fee_currency: Mapped[str] = mapped_column(String(20))
+    bar_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("order_id"),)
+
+
+class Balance(Base):
+    __tablename__ = "balances"
+    asset: Mapped[str] = mapped_column(String(20), primary_key=True)
+    amount: Mapped[float] = mapped_column(Float)
+    initial: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    bot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(String(1000))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes: they are UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def client_order_id(bot: str, bar_time: datetime) -> str:
+    """Deterministic id for the one order a bot may place for a bar (<= 36 chars, exchange-safe)."""
+    digest = hashlib.sha1(bot.encode()).hexdigest()[:10]
+    return f"st{digest}-{int(as_utc(bar_time).timestamp() * 1000)}"
+
+
+class Ledger:
+    """Access to the ledger database; one short transaction per state change."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url)
+        except Exception as exc:
+            raise UserError(f"paper database URL {url!r} is not usable ({exc}); use e.g. sqlite:///data/paper.sqlite")\
+                from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose changes commit together or not at all."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def ensure_account(self, balances: dict[str, float]) -> None:
+        """Create the starting balances once; later runs keep what the ledger holds."""
+        with self.transaction() as s:
+            if s.scalar(select(Balance).limit(1)) is None:
+                for asset, amount in balances.items():
+                    s.add(Balance(asset=asset, amount=float(amount), initial=float(amount)))
+                s.add(Event(time=utcnow(), bot=None, kind="account", message=f"paper account opened with {balances}"))
+
+    def ensure_bot(self, name: str, strategy: str, exchange: str, symbol: str, timeframe: str) -> None:
+        with self.transaction() as s:
+            bot = s.get(Bot, name)
+            if bot is None:
+                s.add(Bot(name=name, strategy=strategy, exchange=exchange, symbol=symbol, timeframe=timeframe,
+                          position=0.0, halted=False, day_cash_flow=0.0))
+            elif (bot.exchange, bot.symbol) != (exchange, symbol) and bot.position != 0:
+                raise UserError(f"bot {name} holds {bot.position} {bot.symbol} on {bot.exchange} but is now configured "
+                                f"for {symbol} on {exchange}; close the position or use a new bot name")
+            else:
+                bot.strategy, bot.exchange, bot.symbol, bot.timeframe = strategy, exchange, symbol, timeframe
+
+    def balances(self) -> dict[str, float]:
+        with self._sessions() as s:
+            return {b.asset: b.amount for b in s.scalars(select(Balance).order_by(Balance.asset))}
+
+    def initial_balances(self) -> dict[str, float]:
+        with self._sessions() as s:
+            return {b.asset: b.initial for b in s.scalars(select(Balance).order_by(Balance.asset))}
+
+    def bot(self, name: str) -> Bot | None:
+        with self._sessions() as s:
+            return s.get(Bot, name)
+
+    def bots(self) -> list[Bot]:
+        with self._sessions() as s:
+            return list(s.scalars(select(Bot).order_by(Bot.name)))
+
+    def fills(self) -> list[Fill]:
+        with self._sessions() as s:
+            return list(s.scalars(select(Fill).order_by(Fill.id)))
+
+    def orders(self, status: str | None = None) -> list[Order]:
+        with self._sessions() as s:
+            query = select(Order).order_by(Order.id)
+            if status:
+                query = query.where(Order.status == status)
+            return list(s.scalars(query))
+
+    def record(self, kind: str, message: str, bot: str | None = None, session: Session | None = None) -> None:
+        """Append an event (inside ``session`` when given, else on its own)."""
+        if session is not None:
+            session.add(Event(time=utcnow(), bot=bot, kind=kind, message=message[:1000]))
+            return
+        with self.transaction() as s:
+            s.add(Event(time=utcnow(), bot=bot, kind=kind, message=message[:1000]))
+
+    def record_tick(self, bot: str, bar_time: datetime | None, outcome: str, message: str = "") -> None:
+        with self.transaction() as s:
+            s.add(Tick(bot=bot, bar_time=bar_time, time=utcnow(), outcome=outcome, message=message[:500]))
+
+    def set_halted(self, name: str | None, halted: bool, reason: str = "") -> list[str]:
+        """Halt or resume one bot (or all when ``name`` is None); returns the names changed."""
+        with self.transaction() as s:
+            bots = [s.get(Bot, name)] if name else list(s.scalars(select(Bot)))
+            if name and bots[0] is None:
+                known = ", ".join(b.name for b in s.scalars(select(Bot))) or "none yet"
+                raise UserError(f"unknown bot {name!r}; bots in the ledger: {known}")
+            for bot in bots:
+                bot.halted, bot.halted_reason = halted, (reason or None) if halted else None
+                s.add(Event(time=utcnow(), bot=bot.name, kind="halt" if halted else "resume",
+                            message=reason or ("halted by user" if halted else "resumed by user")))
+            return [b.name for b in bots]
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
