@@ -15,8 +15,9 @@ port) serving ``/api/v3/exchangeInfo``, ``/klines``, ``/ticker/24hr``,
 
 ``ccxt_config()`` rewrites *every* URL ccxt.binance knows (spot, sapi, fapi,
 dapi, eapi, papi, and the testnet/demo sets) onto the fake, keeping the path,
-so a call to an endpoint we do not serve shows up as a logged 404 instead of
-leaking to binance.com. It also sets the options that keep ``load_markets``
+so a call to an endpoint we do not serve shows up as a logged 404 (plain
+text; ccxt raises ``ExchangeNotAvailable`` for it) instead of leaking to
+binance.com. It also sets the options that keep ``load_markets``
 to one ``GET /api/v3/exchangeInfo``:
 
 * ``fetchMarkets: {"types": ["spot"]}`` (default also loads linear/inverse
@@ -33,6 +34,8 @@ with ccxt 4.5.90 (asserted in tests/test_fake_exchange.py)::
     "badjson"  HTTP 200, JSON body truncated halfway             -> NO ccxt error (see below)
     "drop"     socket closed without any response                -> ccxt.NetworkError (exactly)
     "slow"     answer delayed by ``slow_seconds``                -> ccxt.RequestTimeout
+
+(``"lostresponse"``, for trading endpoints, is described below.)
 
 Notes for a retry policy: ``DDoSProtection``, ``ExchangeNotAvailable`` and
 ``RequestTimeout`` are all subclasses of ``NetworkError``; ``RateLimitExceeded``
@@ -53,19 +56,115 @@ ccxt before any request; a raw request with an unknown Binance id gets HTTP
 400 ``{"code": -1121}`` which ccxt also maps to ``BadSymbol`` (a subclass of
 ``BadRequest``). An interval we cannot serve gets 400 ``{"code": -1120}``,
 which ccxt maps to ``BadRequest``.
+
+Trading (signed endpoints)
+--------------------------
+``POST/GET/DELETE /api/v3/order``, ``POST /api/v3/order/test``,
+``GET /api/v3/openOrders``, ``/allOrders``, ``/myTrades`` and ``/account`` are
+served for one default account (``fake.api_key`` / ``fake.secret``, fixed test
+values unless given to the constructor or reassigned; ``add_account`` adds
+more). Requests are authenticated like Binance: ``X-MBX-APIKEY`` header, then
+``timestamp``, then an HMAC-SHA256 hex ``signature`` of the query string
+concatenated with the body (without the signature itself). ccxt.binance with
+``apiKey``/``secret`` from ``fake.ccxt_config(credentials=True)`` works as is,
+also after ``set_sandbox_mode(True)`` (the ``test`` URL set points here too)::
+
+    fake.set_balances({"USDT": 10_000.0, "BTC": 0.0})
+    ex = ccxt.binance({**fake.ccxt_config(credentials=True), "enableRateLimit": False})
+    ex.set_sandbox_mode(True)
+    ex.create_order("BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "run1-0001"})
+    ex.fetch_order(None, "BTC/USDT", params={"clientOrderId": "run1-0001"})  # or fetch_order_with_client_order_id
+
+Matching: MARKET orders (``quantity`` or ``quoteOrderQty``) walk the same
+synthetic book ``/depth`` shows (best bid/ask ``spread_bps`` around the last
+close, a level every ``book_spacing_ticks`` ticks holding ``book_qty`` rounded
+down to the step size); every order sees the full book again (no depletion).
+LIMIT (GTC/IOC/FOK) and LIMIT_MAKER orders take what crosses and rest the
+rest; resting orders lock funds and NEVER fill later (cancel them). Taker
+commission ``fake.taker_fee`` (default 0.001) is charged in the asset
+received, one fill per book level. Filters: LOT_SIZE (minQty, maxQty,
+stepSize), PRICE_FILTER and NOTIONAL (for MARKET orders the notional uses the
+last price instead of Binance's 5-minute average price); PERCENT_PRICE_BY_SIDE
+is not enforced. Stop/take-profit/OCO orders are not served.
+
+Errors and the ccxt 4.5.90 exception each one produces (asserted in
+tests/test_fake_exchange_orders.py). Binance's top-level code table applies:
+the fake's http://127.0.0.1 URL selects no market-type table in
+``get_exceptions_by_url``, and for these codes the spot table is empty anyway::
+
+    400 -1013 "Filter failure: LOT_SIZE" / "...: PRICE_FILTER"  -> ccxt.InvalidOrder (body text match)
+    400 -1013 "Filter failure: NOTIONAL"                       -> ccxt.BadRequest (NOT InvalidOrder)
+    400 -2010 "Account has insufficient balance for requested action." -> ccxt.InsufficientFunds
+    400 -2010 "Duplicate order sent."                          -> ccxt.InvalidOrder (not DuplicateOrderId)
+    400 -2010 "Order would immediately match and take."        -> ccxt.OrderImmediatelyFillable
+    400 -2013 "Order does not exist."          (GET order)     -> ccxt.OrderNotFound
+    400 -2011 "Unknown order sent."            (DELETE order)  -> ccxt.OrderNotFound (a filled order too)
+    400 -1022 "Signature for this request is not valid."       -> ccxt.AuthenticationError
+    401 -2014 "API-key format invalid."        (no/bad header) -> ccxt.AuthenticationError
+    401 -2015 "Invalid API-key, IP, or permissions for action." -> ccxt.AuthenticationError, but
+              ccxt.DDoSProtection (a NetworkError!) once that client had any private call succeed
+    400 -1102 missing ``timestamp``/``signature``/``symbol``... -> ccxt.BadRequest
+    400 -1021 timestamp outside ``recvWindow`` / 1 s ahead      -> ccxt.InvalidNonce (a NetworkError)
+
+The ``timestamp``/``recvWindow`` check (Binance's rule: ``timestamp <
+server time + 1000`` and ``server time - timestamp <= recvWindow``, default
+5000) runs against the fake's clock only when ``fake.check_recv_window`` is
+True (default False): ccxt signs with its local wall time, and the fake's
+clock is usually frozen somewhere else.
+
+Client order ids (``newClientOrderId``, ``^[a-zA-Z0-9-_]{1,36}$``, generated
+if absent). Binance documents the id as "a unique id among open orders" and
+"orders with the same newClientOrderID can be accepted only when the previous
+one is filled". The fake follows that by default
+(``fake.duplicate_client_order_id = "open"``): a new order reusing the id of a
+NEW/PARTIALLY_FILLED order gets -2010 "Duplicate order sent.", but reusing
+the id of a FILLED order is ACCEPTED and trades again (so is reuse after a
+cancel/expiry, where Binance's two sentences disagree).
+A MARKET order is filled at once, so on Binance a client order id does NOT by
+itself stop a retried market order from executing twice: look the order up
+first. ``duplicate_client_order_id = "any"`` rejects reuse of any id this
+account has ever used (stricter than Binance). Lookups by
+``origClientOrderId`` return the newest order with that id.
+
+Signed requests appear in the request log like any other, with the
+``signature`` value replaced by ``"<redacted>"`` (the secret is never sent, so
+never logged); ``fake.private_requests()`` lists the requests to signed
+paths (order, openOrders, allOrders, myTrades, account, ... and any /sapi).
+
+Faults on trading paths: a fault answered before the request is processed
+("429", "418", "500html", "drop") means the order was NOT placed (on real
+Binance a 5xx means "status unknown"; use "lostresponse" for that case).
+"slow" processes the request after the delay, even if the client has given
+up; "badjson" processes it and truncates the answer. One more kind, opt-in
+(not in the default ``FaultPlan.kinds``, so seeded default plans keep their
+sequences)::
+
+    "lostresponse"  the request IS processed (an order is placed and filled),
+                    then the connection is dropped without an answer
+                                                               -> ccxt.NetworkError (exactly)
+
+That is the classic ambiguous case: before retrying, the client must look
+the order up by its client order id (``fetch_order`` with
+``params={"clientOrderId": ...}``); the retry with the same id would be
+accepted and trade again, see above.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import json
 import math
 import random
+import re
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -73,7 +172,25 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import pandas as pd
 
-FAULT_KINDS: tuple[str, ...] = ("429", "418", "500html", "badjson", "drop", "slow")
+FAULT_KINDS: tuple[str, ...] = ("429", "418", "500html", "badjson", "drop", "slow")  # FaultPlan's default
+# Kinds a FaultPlan accepts; "lostresponse" is opt-in so default plans keep their seeded sequences.
+ALL_FAULT_KINDS: tuple[str, ...] = (*FAULT_KINDS, "lostresponse")
+
+# Fixed credentials of the default account (64 alphanumerics, like real keys).
+DEFAULT_API_KEY = "fakeBinanceTestApiKey".ljust(64, "0")
+DEFAULT_SECRET = "fakeBinanceTestSecret".ljust(64, "0")
+REDACTED = "<redacted>"
+# Path prefixes of Binance's signed (USER_DATA/TRADE) spot endpoints, served or not.
+PRIVATE_PATH_PREFIXES: tuple[str, ...] = (
+    "/api/v3/order",  # order, order/test, order/cancelReplace, orderList/*
+    "/api/v3/openOrder",  # openOrders, openOrderList
+    "/api/v3/allOrder",  # allOrders, allOrderList
+    "/api/v3/my",  # myTrades, myPreventedMatches, myAllocations
+    "/api/v3/account",
+    "/api/v3/sor/",
+    "/api/v3/rateLimit/order",
+    "/sapi/",
+)
 
 _MINUTE = 60_000
 _DAY = 86_400_000
@@ -189,6 +306,95 @@ class _Market:
     resampled: dict[str, _Bars] = field(default_factory=dict)
 
 
+_QTY_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+_CLIENT_ID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
+_API_KEY_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_OPEN = ("NEW", "PARTIALLY_FILLED")
+_ILLEGAL = "Illegal characters found in parameter '{}'; legal range is '{}'."
+_BOTH_EMPTY = "Param '{}' or '{}' must be sent, but both were empty/null!"
+_ZERO = Decimal(0)
+
+
+def _d(x: float | str | Decimal) -> Decimal:
+    """Exact decimal of a float as written (``0.1`` -> ``Decimal("0.1")``)."""
+    return x if isinstance(x, Decimal) else Decimal(repr(float(x)) if isinstance(x, float | int) else x)
+
+
+def _fmt(x: Decimal, places: int = 8) -> str:
+    return f"{x.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP):.{places}f}"
+
+
+@dataclass
+class _Order:
+    """One order of one account; amounts are exact decimals."""
+
+    symbol: str  # Binance id, e.g. BTCUSDT
+    order_id: int
+    client_order_id: str
+    side: str
+    type: str
+    time_in_force: str
+    price: Decimal
+    orig_qty: Decimal
+    orig_quote_qty: Decimal
+    time: int
+    price_dp: int
+    qty_dp: int
+    executed_qty: Decimal = _ZERO
+    cum_quote: Decimal = _ZERO
+    status: str = "NEW"
+    update_time: int = 0
+    locked_asset: str = ""
+    locked: Decimal = _ZERO  # still reserved for the resting part
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+    def json(self) -> dict[str, Any]:
+        """``GET /api/v3/order`` shape."""
+        return {
+            "symbol": self.symbol,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": _fmt(self.price, self.price_dp),
+            "origQty": _fmt(self.orig_qty, self.qty_dp),
+            "executedQty": _fmt(self.executed_qty, self.qty_dp),
+            "cummulativeQuoteQty": _fmt(self.cum_quote),
+            "status": self.status,
+            "timeInForce": self.time_in_force,
+            "type": self.type,
+            "side": self.side,
+            "stopPrice": _fmt(_ZERO, self.price_dp),
+            "icebergQty": _fmt(_ZERO, self.qty_dp),
+            "time": self.time,
+            "updateTime": self.update_time,
+            "isWorking": True,
+            "workingTime": self.time,
+            "origQuoteOrderQty": _fmt(self.orig_quote_qty),
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+        }
+
+
+@dataclass
+class _Account:
+    free: dict[str, Decimal] = field(default_factory=dict)
+    locked: dict[str, Decimal] = field(default_factory=dict)
+    orders: list[_Order] = field(default_factory=list)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, asset: str, amount: Decimal) -> None:
+        self.free[asset] = self.free.get(asset, _ZERO) + amount
+
+
+@dataclass(frozen=True)
+class _Wire:
+    """What a signature is checked against: raw query string, raw body, API key header."""
+
+    query: str
+    body: str
+    api_key: str | None
+
+
 @dataclass
 class RecordedRequest:
     """One request as the fake saw it.
@@ -227,9 +433,9 @@ class FaultPlan:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.kinds) - set(FAULT_KINDS)
+        unknown = set(self.kinds) - set(ALL_FAULT_KINDS)
         if unknown or not self.kinds:
-            raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}, got {self.kinds}")
+            raise ValueError(f"fault kinds must be a non-empty subset of {ALL_FAULT_KINDS}, got {self.kinds}")
         self._rng = random.Random(self.seed)
 
     def pick(self, path: str) -> tuple[str | None, float]:
@@ -302,24 +508,41 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         params = dict(parse_qsl(split.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            params.update(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+        body = self.rfile.read(length).decode() if length else ""
+        if body:
+            params.update(parse_qsl(body, keep_blank_values=True))
+        wire = _Wire(split.query, body, self.headers.get("X-MBX-APIKEY"))
+        logged = {**params, "signature": REDACTED} if "signature" in params else params
         plan = fake.faults  # read once: tests may swap it while we answer
         fault, detail = plan.pick(split.path) if plan is not None else (None, 0.0)
-        rec = RecordedRequest(method, split.path, params, time.time(), fake.now_ms, fault)
+        rec = RecordedRequest(method, split.path, logged, time.time(), fake.now_ms, fault)
         fake._record(rec)
         try:
-            self._answer(fake, rec, plan, fault, detail)
+            self._answer(fake, rec, plan, fault, detail, params, wire)
         except OSError:  # client gave up (timeout) or went away
             self.close_connection = True
 
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _answer(
-        self, fake: FakeBinance, rec: RecordedRequest, plan: FaultPlan | None, fault: str | None, detail: float
+        self,
+        fake: FakeBinance,
+        rec: RecordedRequest,
+        plan: FaultPlan | None,
+        fault: str | None,
+        detail: float,
+        params: dict[str, str],
+        wire: _Wire,
     ) -> None:
         if fault == "drop":
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._drop()
+            return
+        if fault == "lostresponse":  # processed (an order IS placed), answer never sent
+            fake._dispatch(rec.method, rec.path, params, rec.now_ms, wire)
+            self._drop()
             return
         if fault in ("429", "418"):
             ban_until = rec.now_ms + 60_000
@@ -345,7 +568,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "slow" and fake._stopping.wait(plan.slow_seconds if plan else 2.0):
             return  # server is shutting down
-        status, payload = fake._dispatch(rec.method, rec.path, rec.params, rec.now_ms)
+        status, payload = fake._dispatch(rec.method, rec.path, params, rec.now_ms, wire)
         if isinstance(payload, bytes):
             self._send(rec, status, payload, "text/plain")
             return
@@ -383,12 +606,25 @@ class FakeBinance:
         spread_bps: float = 1.0,
         book_spacing_ticks: int = 1,
         book_qty: float = 1.0,
+        api_key: str = DEFAULT_API_KEY,
+        secret: str = DEFAULT_SECRET,
+        taker_fee: float = 0.001,
     ) -> None:
         self._clock_ms = clock_ms
         self.spread_bps = spread_bps  # full bid/ask spread around the last price
         self.book_spacing_ticks = book_spacing_ticks  # distance between depth levels
         self.book_qty = book_qty  # amount at every depth level
         self.faults: FaultPlan | None = None
+        # Trading (see module doc). The default account belongs to whatever api_key/secret are now.
+        self.api_key = api_key
+        self.secret = secret
+        self.taker_fee = taker_fee  # charged in the asset received
+        self.check_recv_window = False  # enforce timestamp/recvWindow against the fake's clock
+        self.duplicate_client_order_id = "open"  # "open" (Binance) or "any" (reject every reuse)
+        self._default_account = _Account()
+        self._other_accounts: dict[str, tuple[str, _Account]] = {}
+        self._next_order_id = 1
+        self._next_trade_id = 1
         self._markets: dict[str, _Market] = {}
         self._by_id: dict[str, _Market] = {}
         self._lock = threading.RLock()
@@ -461,6 +697,51 @@ class FakeBinance:
             self._markets[symbol] = market
             self._by_id[market.id] = market
 
+    # -------------------------------------------------------------- accounts
+    def add_account(self, api_key: str, secret: str, balances: Mapping[str, float | str] | None = None) -> None:
+        """Register another account (the default one is ``self.api_key`` / ``self.secret``)."""
+        with self._lock:
+            self._other_accounts[api_key] = (secret, _Account())
+        if balances is not None:
+            self.set_balances(balances, api_key=api_key)
+
+    def set_balances(self, balances: Mapping[str, float | str], *, api_key: str | None = None) -> None:
+        """Set the account's free balances to exactly ``balances`` (other assets: 0).
+
+        Amounts locked by resting orders are left alone.
+        """
+        with self._lock:
+            acct = self._account(api_key)
+            acct.free = {asset: _d(amount) for asset, amount in balances.items()}
+
+    def balances(self, *, api_key: str | None = None) -> dict[str, dict[str, float]]:
+        """``{asset: {"free": x, "locked": y}}`` of the account, as floats."""
+        with self._lock:
+            acct = self._account(api_key)
+            assets = list(dict.fromkeys([*acct.free, *acct.locked]))
+            return {
+                a: {"free": float(acct.free.get(a, _ZERO)), "locked": float(acct.locked.get(a, _ZERO))} for a in assets
+            }
+
+    def orders(self, *, api_key: str | None = None) -> list[dict[str, Any]]:
+        """Every order the account placed, oldest first, in ``GET /api/v3/order`` shape."""
+        with self._lock:
+            return [o.json() for o in self._account(api_key).orders]
+
+    def _account(self, api_key: str | None) -> _Account:
+        if api_key is None or api_key == self.api_key:
+            return self._default_account
+        try:
+            return self._other_accounts[api_key][1]
+        except KeyError:
+            raise KeyError(f"no account with API key {api_key!r}") from None
+
+    def _credentials(self, api_key: str) -> tuple[str, _Account] | None:
+        with self._lock:
+            if api_key == self.api_key:
+                return self.secret, self._default_account
+            return self._other_accounts.get(api_key)
+
     # ----------------------------------------------------------- request log
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -476,6 +757,10 @@ class FakeBinance:
         """Number of logged requests whose path starts with ``path_prefix``."""
         with self._log_lock:
             return sum(r.path.startswith(path_prefix) for r in self._requests)
+
+    def private_requests(self) -> list[RecordedRequest]:
+        """Logged requests to signed paths (order, openOrders, myTrades, account, ..., any /sapi)."""
+        return [r for r in self.requests if r.path.startswith(PRIVATE_PATH_PREFIXES)]
 
     def _record(self, rec: RecordedRequest) -> None:
         with self._log_lock:
@@ -528,14 +813,19 @@ class FakeBinance:
             else:
                 self._conns.discard(conn)
 
-    def ccxt_config(self) -> dict[str, Any]:
-        """Constructor config making ccxt.binance talk only to this fake (see module doc)."""
+    def ccxt_config(self, *, credentials: bool = False) -> dict[str, Any]:
+        """Constructor config making ccxt.binance talk only to this fake (see module doc).
+
+        Covers the ``api``, ``test`` (sandbox) and ``demo`` URL sets. With
+        ``credentials=True`` it also carries ``apiKey``/``secret`` of the
+        default account.
+        """
         base = self.url
         urls = {
             section: {key: base + urlsplit(u).path for key, u in table.items() if isinstance(u, str)}
             for section, table in _ccxt_binance_urls().items()
         }
-        return {
+        config: dict[str, Any] = {
             "urls": urls,
             "options": {
                 "fetchMarkets": {"types": ["spot"]},
@@ -544,21 +834,43 @@ class FakeBinance:
                 "adjustForTimeDifference": False,
             },
         }
+        if credentials:
+            config.update(apiKey=self.api_key, secret=self.secret)
+        return config
 
     # ------------------------------------------------------------- endpoints
-    def _dispatch(self, method: str, path: str, params: dict[str, str], now: int) -> tuple[int, Any]:
+    def _dispatch(
+        self, method: str, path: str, params: dict[str, str], now: int, wire: _Wire | None = None
+    ) -> tuple[int, Any]:
         """Route one request; returns (status, JSON-able payload or raw bytes)."""
-        routes = {
+        public: dict[str, Callable[[dict[str, str], int], Any]] = {
             "/api/v3/time": self._time,
             "/api/v3/exchangeInfo": self._exchange_info,
             "/api/v3/klines": self._klines,
             "/api/v3/ticker/24hr": self._ticker_24hr,
             "/api/v3/depth": self._depth,
         }
-        handler = routes.get(path)
-        if handler is None or method != "GET":
+        signed: dict[tuple[str, str], Callable[[_Account, dict[str, str], int], Any]] = {
+            ("POST", "/api/v3/order"): self._new_order,
+            ("POST", "/api/v3/order/test"): self._test_order,
+            ("GET", "/api/v3/order"): self._query_order,
+            ("DELETE", "/api/v3/order"): self._cancel_order,
+            ("GET", "/api/v3/openOrders"): self._open_orders,
+            ("GET", "/api/v3/allOrders"): self._all_orders,
+            ("GET", "/api/v3/myTrades"): self._my_trades,
+            ("GET", "/api/v3/account"): self._account_info,
+        }
+        handler = public.get(path) if method == "GET" else None
+        private = signed.get((method, path))
+        if handler is None and private is None:
             return 404, f"FakeBinance does not serve {method} {path}\n".encode()
         try:
+            if private is not None:
+                acct = self._authenticate(params, now, wire or _Wire("", "", None))
+                params = {k: v for k, v in params.items() if k != "signature"}
+                with self._lock:  # one account operation at a time
+                    return 200, private(acct, params, now)
+            assert handler is not None
             return 200, handler(params, now)
         except _ApiError as e:
             return e.status, {"code": e.code, "msg": e.msg}
@@ -811,3 +1123,392 @@ class FakeBinance:
         bids = [[_on_grid(bid - k * step, m.tick_size), qty] for k in range(limit) if bid - k * step > 0]
         asks = [[_on_grid(ask + k * step, m.tick_size), qty] for k in range(limit)]
         return {"lastUpdateId": now, "bids": bids, "asks": asks}
+
+    # ------------------------------------------------------ signed endpoints
+    def _authenticate(self, params: dict[str, str], now: int, wire: _Wire) -> _Account:
+        """Binance's checks, in order: API key, timestamp, signature, recvWindow."""
+        key = wire.api_key
+        if not key or not _API_KEY_RE.match(key):
+            raise _ApiError(401, -2014, "API-key format invalid.")
+        found = self._credentials(key)
+        if found is None:
+            raise _ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        secret, acct = found
+        timestamp = self._int_param(params, "timestamp")
+        if timestamp is None:
+            raise _mandatory("timestamp")
+        query, sigs_q = _strip_signature(wire.query)
+        body, sigs_b = _strip_signature(wire.body)
+        sigs = sigs_q + sigs_b
+        if len(sigs) != 1 or not sigs[0]:
+            raise _mandatory("signature")
+        expected = hmac.new(secret.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, sigs[0].lower()):
+            raise _ApiError(400, -1022, "Signature for this request is not valid.")
+        recv_window = self._int_param(params, "recvWindow", 5000)
+        assert recv_window is not None
+        if recv_window > 60_000:
+            raise _ApiError(400, -1131, "recvWindow must be less than 60000")
+        if self.check_recv_window:
+            if timestamp >= now + 1000:
+                raise _ApiError(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+            if now - timestamp > recv_window:
+                raise _ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        return acct
+
+    def _last_price(self, m: _Market, now: int) -> float:
+        hi = self._last_index(m, now)
+        return float(m.bars.close[hi - 1]) if hi else 0.0
+
+    def _walk(
+        self,
+        m: _Market,
+        now: int,
+        side: str,
+        *,
+        units: int | None = None,
+        quote: Decimal | None = None,
+        limit: Decimal | None = None,
+    ) -> list[tuple[Decimal, int]]:
+        """Taker fills (price, quantity in steps) against the synthetic book, best level first.
+
+        Walks until ``units`` steps are filled, or (``quote``) until the next
+        step would spend/raise more than ``quote``, never past ``limit``.
+        """
+        bid, ask = self._best_ticks(m, self._last_price(m, now))
+        spacing = max(1, self.book_spacing_ticks)
+        tick, step = _d(m.tick_size), _d(m.step_size)
+        level = max(1, int(_d(self.book_qty) / step))
+        fills: list[tuple[Decimal, int]] = []
+        ticks = ask if side == "BUY" else bid
+        while ticks > 0:
+            price = ticks * tick
+            if limit is not None and (price > limit if side == "BUY" else price < limit):
+                break
+            if units is not None:
+                take = min(level, units)
+                units -= take
+            else:
+                assert quote is not None
+                take = min(level, int(quote / (price * step)))
+                quote -= price * step * take
+            if take:
+                fills.append((price, take))
+            if (units is not None and units == 0) or (units is None and take < level):
+                break
+            ticks += spacing if side == "BUY" else -spacing
+        return fills
+
+    def _find_order(self, acct: _Account, symbol: str, params: dict[str, str]) -> _Order | None:
+        order_id = self._int_param(params, "orderId")
+        client_id = params.get("origClientOrderId") or None
+        if order_id is None and client_id is None:
+            raise _ApiError(400, -1102, _BOTH_EMPTY.format("origClientOrderId", "orderId"))
+        for o in reversed(acct.orders):  # newest first: a reused client order id finds the latest order
+            same = o.order_id == order_id if order_id is not None else o.client_order_id == client_id
+            if same and o.symbol == symbol:
+                return o
+        return None
+
+    def _new_order(self, acct: _Account, params: dict[str, str], now: int) -> dict[str, Any]:
+        return self._place(acct, params, now, test=False)
+
+    def _test_order(self, acct: _Account, params: dict[str, str], now: int) -> dict[str, Any]:
+        return self._place(acct, params, now, test=True)
+
+    def _place(self, acct: _Account, params: dict[str, str], now: int, *, test: bool) -> dict[str, Any]:
+        m = self._market(params)
+        side = params.get("side") or ""
+        if not side:
+            raise _mandatory("side")
+        if side not in ("BUY", "SELL"):
+            raise _ApiError(400, -1117, "Invalid side.")
+        otype = params.get("type") or ""
+        if not otype:
+            raise _mandatory("type")
+        if otype not in ("MARKET", "LIMIT", "LIMIT_MAKER"):
+            if otype in _ORDER_TYPES:
+                raise _ApiError(400, -1116, f"FakeBinance does not support orderType {otype}.")
+            raise _ApiError(400, -1116, "Invalid orderType.")
+        resp_type = params.get("newOrderRespType") or ("FULL" if otype in ("MARKET", "LIMIT") else "ACK")
+        if resp_type not in ("ACK", "RESULT", "FULL"):
+            raise _ApiError(400, -1100, "Illegal characters found in parameter 'newOrderRespType'.")
+        client_id = params.get("newClientOrderId") or "".join(random.choices(_ID_CHARS, k=22))
+        if not _CLIENT_ID_RE.match(client_id):
+            raise _ApiError(400, -1100, _ILLEGAL.format("newClientOrderId", _CLIENT_ID_RE.pattern))
+        qty = _dec_param(params, "quantity")
+        quote_qty = _dec_param(params, "quoteOrderQty")
+        price = _dec_param(params, "price")
+        tif = params.get("timeInForce") or ""
+        tick, step = _d(m.tick_size), _d(m.step_size)
+        price_dp, qty_dp = max(_decimals(m.tick_size), 8), max(_decimals(m.step_size), 8)
+
+        if otype == "MARKET":
+            for name, value in (("price", price), ("timeInForce", tif)):
+                if value:
+                    raise _ApiError(400, -1106, f"Parameter '{name}' sent when not required.")
+            if qty is None and quote_qty is None:
+                raise _ApiError(400, -1102, _BOTH_EMPTY.format("quantity", "quoteOrderQty"))
+            if qty is not None and quote_qty is not None:
+                raise _ApiError(400, -1106, "Parameter 'quoteOrderQty' sent when not required.")
+        else:
+            if qty is None:
+                raise _mandatory("quantity")
+            if price is None:
+                raise _mandatory("price")
+            if quote_qty is not None:
+                raise _ApiError(400, -1106, "Parameter 'quoteOrderQty' sent when not required.")
+            if otype == "LIMIT" and not tif:
+                raise _mandatory("timeInForce")
+            if otype == "LIMIT_MAKER" and tif:
+                raise _ApiError(400, -1106, "Parameter 'timeInForce' sent when not required.")
+            if tif and tif not in ("GTC", "IOC", "FOK"):
+                raise _ApiError(400, -1115, "Invalid timeInForce.")
+            if price < tick or price > _d(1_000_000) or (price - tick) % tick:
+                raise _ApiError(400, -1013, "Filter failure: PRICE_FILTER")
+
+        # LOT_SIZE, then the fills, then NOTIONAL
+        if qty is not None:
+            _check_lot_size(m, qty)
+            units = int(qty / step)
+            fills = self._walk(m, now, side, units=units, limit=price)
+        else:
+            assert quote_qty is not None
+            fills = self._walk(m, now, side, quote=quote_qty)
+            units = sum(u for _, u in fills)
+            _check_lot_size(m, units * step)
+        if quote_qty is not None:
+            notional = quote_qty
+        elif otype == "MARKET":
+            notional = units * step * _d(self._last_price(m, now))
+        else:
+            assert price is not None
+            notional = units * step * price
+        if notional < _d(m.min_notional) or (otype != "MARKET" and notional > _d(9_000_000)):
+            raise _ApiError(400, -1013, "Filter failure: NOTIONAL")
+        if otype == "LIMIT_MAKER" and fills:
+            raise _ApiError(400, -2010, "Order would immediately match and take.")
+        if tif == "FOK" and sum(u for _, u in fills) < units:
+            fills = []  # expires without trading
+
+        def holds_id(o: _Order) -> bool:
+            return o.client_order_id == client_id and (self.duplicate_client_order_id == "any" or o.status in _OPEN)
+
+        if any(holds_id(o) for o in acct.orders):
+            raise _ApiError(400, -2010, "Duplicate order sent.")
+        if test:
+            return {}
+
+        filled = sum(u for _, u in fills) * step
+        cost = sum((p * u * step for p, u in fills), _ZERO)
+        rests = otype != "MARKET" and tif not in ("IOC", "FOK") and filled < units * step
+        rest_qty = units * step - filled if rests else _ZERO
+        if side == "BUY":
+            pay_asset, pay = m.quote, cost + (price * rest_qty if price is not None else _ZERO)
+            if price is not None:  # Binance reserves the limit price for the whole order
+                pay = max(pay, price * units * step)
+        else:
+            pay_asset, pay = m.base, units * step
+        if acct.free.get(pay_asset, _ZERO) < pay:
+            raise _ApiError(400, -2010, "Account has insufficient balance for requested action.")
+
+        order = _Order(
+            symbol=m.id,
+            order_id=self._next_order_id,
+            client_order_id=client_id,
+            side=side,
+            type=otype,
+            time_in_force=tif or "GTC",
+            price=price if price is not None else _ZERO,
+            orig_qty=units * step,
+            orig_quote_qty=quote_qty if quote_qty is not None else _ZERO,
+            time=now,
+            update_time=now,
+            price_dp=price_dp,
+            qty_dp=qty_dp,
+        )
+        self._next_order_id += 1
+        fee = _d(self.taker_fee)
+        for fill_price, fill_units in fills:
+            fill_qty = fill_units * step
+            fill_quote = fill_price * fill_qty
+            if side == "BUY":
+                asset, commission = m.base, (fill_qty * fee).quantize(Decimal("1e-8"), ROUND_HALF_UP)
+                acct.add(m.quote, -fill_quote)
+                acct.add(m.base, fill_qty - commission)
+            else:
+                asset, commission = m.quote, (fill_quote * fee).quantize(Decimal("1e-8"), ROUND_HALF_UP)
+                acct.add(m.base, -fill_qty)
+                acct.add(m.quote, fill_quote - commission)
+            fill = {
+                "price": _fmt(fill_price, price_dp),
+                "qty": _fmt(fill_qty, qty_dp),
+                "commission": _fmt(commission),
+                "commissionAsset": asset,
+                "tradeId": self._next_trade_id,
+            }
+            order.fills.append(fill)
+            acct.trades.append(
+                {
+                    "symbol": m.id,
+                    "id": self._next_trade_id,
+                    "orderId": order.order_id,
+                    "orderListId": -1,
+                    "price": fill["price"],
+                    "qty": fill["qty"],
+                    "quoteQty": _fmt(fill_quote),
+                    "commission": fill["commission"],
+                    "commissionAsset": asset,
+                    "time": now,
+                    "isBuyer": side == "BUY",
+                    "isMaker": False,
+                    "isBestMatch": True,
+                }
+            )
+            self._next_trade_id += 1
+        order.executed_qty, order.cum_quote = filled, cost
+        if rests:
+            order.locked_asset = m.quote if side == "BUY" else m.base
+            assert price is not None
+            order.locked = price * rest_qty if side == "BUY" else rest_qty
+            acct.add(order.locked_asset, -order.locked)
+            acct.locked[order.locked_asset] = acct.locked.get(order.locked_asset, _ZERO) + order.locked
+            order.status = "PARTIALLY_FILLED" if filled else "NEW"
+        else:
+            order.status = "FILLED" if filled == order.orig_qty and filled > 0 else "EXPIRED"
+        acct.orders.append(order)
+
+        ack = {
+            "symbol": m.id,
+            "orderId": order.order_id,
+            "orderListId": -1,
+            "clientOrderId": client_id,
+            "transactTime": now,
+        }
+        if resp_type == "ACK":
+            return ack
+        full = order.json()
+        result = {
+            **ack,
+            **{k: full[k] for k in ("price", "origQty", "executedQty", "origQuoteOrderQty", "cummulativeQuoteQty")},
+            **{k: full[k] for k in ("status", "timeInForce", "type", "side", "workingTime", "selfTradePreventionMode")},
+        }
+        if resp_type == "FULL":
+            result["fills"] = [dict(f) for f in order.fills]
+        return result
+
+    def _query_order(self, acct: _Account, params: dict[str, str], now: int) -> dict[str, Any]:
+        m = self._market(params)
+        order = self._find_order(acct, m.id, params)
+        if order is None:
+            raise _ApiError(400, -2013, "Order does not exist.")
+        return order.json()
+
+    def _cancel_order(self, acct: _Account, params: dict[str, str], now: int) -> dict[str, Any]:
+        m = self._market(params)
+        order = self._find_order(acct, m.id, params)
+        if order is None or order.status not in _OPEN:
+            raise _ApiError(400, -2011, "Unknown order sent.")
+        acct.locked[order.locked_asset] -= order.locked
+        acct.add(order.locked_asset, order.locked)
+        order.locked = _ZERO
+        order.status, order.update_time = "CANCELED", now
+        out = order.json()
+        keep = ("symbol", "orderId", "orderListId", "price", "origQty", "executedQty", "cummulativeQuoteQty")
+        return {
+            **{k: out[k] for k in keep},
+            "origClientOrderId": order.client_order_id,
+            "clientOrderId": params.get("newClientOrderId") or "".join(random.choices(_ID_CHARS, k=22)),
+            "transactTime": now,
+            **{k: out[k] for k in ("status", "timeInForce", "type", "side", "selfTradePreventionMode")},
+        }
+
+    def _open_orders(self, acct: _Account, params: dict[str, str], now: int) -> list[dict[str, Any]]:
+        symbol = self._market(params).id if params.get("symbol") else None
+        return [o.json() for o in acct.orders if o.status in _OPEN and symbol in (None, o.symbol)]
+
+    def _all_orders(self, acct: _Account, params: dict[str, str], now: int) -> list[dict[str, Any]]:
+        symbol = self._market(params).id
+        from_id = self._int_param(params, "orderId", 0) or 0
+        start = self._int_param(params, "startTime", 0) or 0
+        end = self._int_param(params, "endTime")
+        limit = min(max(self._int_param(params, "limit", 500) or 1, 1), 1000)
+        rows = [
+            o.json()
+            for o in acct.orders
+            if o.symbol == symbol and o.order_id >= from_id and start <= o.time and (end is None or o.time <= end)
+        ]
+        return rows[:limit] if from_id or start else rows[-limit:]
+
+    def _my_trades(self, acct: _Account, params: dict[str, str], now: int) -> list[dict[str, Any]]:
+        symbol = self._market(params).id
+        order_id = self._int_param(params, "orderId")
+        from_id = self._int_param(params, "fromId", 0) or 0
+        start = self._int_param(params, "startTime", 0) or 0
+        end = self._int_param(params, "endTime")
+        limit = min(max(self._int_param(params, "limit", 500) or 1, 1), 1000)
+        rows = [
+            dict(t)
+            for t in acct.trades
+            if t["symbol"] == symbol
+            and (order_id is None or t["orderId"] == order_id)
+            and t["id"] >= from_id
+            and start <= t["time"]
+            and (end is None or t["time"] <= end)
+        ]
+        return rows[:limit] if from_id or start else rows[-limit:]
+
+    def _account_info(self, acct: _Account, params: dict[str, str], now: int) -> dict[str, Any]:
+        fee = _d(self.taker_fee)
+        bps = int(fee * 10_000)
+        assets = list(dict.fromkeys([*acct.free, *acct.locked]))
+        balances = [
+            {"asset": a, "free": _fmt(acct.free.get(a, _ZERO)), "locked": _fmt(acct.locked.get(a, _ZERO))}
+            for a in assets
+        ]
+        if params.get("omitZeroBalances") == "true":
+            balances = [b for b in balances if _d(b["free"]) or _d(b["locked"])]
+        return {
+            "makerCommission": bps,
+            "takerCommission": bps,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {"maker": _fmt(fee), "taker": _fmt(fee), "buyer": _fmt(_ZERO), "seller": _fmt(_ZERO)},
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": now,
+            "accountType": "SPOT",
+            "balances": balances,
+            "permissions": ["SPOT"],
+            "uid": 1,
+        }
+
+
+def _mandatory(name: str) -> _ApiError:
+    return _ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+def _strip_signature(raw: str) -> tuple[str, list[str]]:
+    """``raw`` without its ``signature=`` parts, and the signature values found."""
+    parts = raw.split("&") if raw else []
+    sigs = [p[len("signature=") :] for p in parts if p.startswith("signature=")]
+    return "&".join(p for p in parts if not p.startswith("signature=")), sigs
+
+
+def _dec_param(params: dict[str, str], name: str) -> Decimal | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _QTY_RE.match(raw):
+        raise _ApiError(400, -1100, _ILLEGAL.format(name, _QTY_RE.pattern))
+    return Decimal(raw)
+
+
+def _check_lot_size(m: _Market, qty: Decimal) -> None:
+    min_qty, step = _d(m.min_qty), _d(m.step_size)
+    if qty < min_qty or qty > _d(m.max_qty) or (qty - min_qty) % step:
+        raise _ApiError(400, -1013, "Filter failure: LOT_SIZE")
