@@ -47,7 +47,7 @@ def run_reference(open_, high, low, close, signals: dict, cash: float, **rules) 
 def engine_fills(sim) -> list[Fill]:
     """The engine's fills in units (``Simulation.orders``), bar positions counted from 0."""
     orders = sim.orders()
-    index = sim.portfolio.wrapper.index
+    index = sim.index
     return [Fill(int(index.get_loc(r.time)), r.side, float(r.size), float(r.price), float(r.fees))
             for r in orders.itertuples()]
 
