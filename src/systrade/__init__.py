@@ -3,9 +3,26 @@
 The public API is the strategy contract::
 
     from systrade import Strategy, Param, Signals, crossed_above, crossed_below
+
+The names are loaded on first use, so commands that never touch a strategy (``paper status``,
+``--help``) do not pay for importing pandas.
 """
 
-from systrade.strategy import Param, Signals, Strategy, crossed_above, crossed_below
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Strategy", "Param", "Signals", "crossed_above", "crossed_below"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from systrade import strategy
+
+        return getattr(strategy, name)
+    raise AttributeError(f"module 'systrade' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
