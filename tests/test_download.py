@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from conftest import shared_file, systrade_exe
 from fakes.binance import FakeBinance, FaultPlan
+from paper_helpers import toml_value
 
 from systrade.config import Settings
 from systrade.data.download import Downloader, candles_from_rows, missing_ranges
@@ -35,18 +36,6 @@ def minute_candles(n: int, seed: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"open": opens.round(2), "high": (np.maximum(opens, close) * 1.001).round(2),
                          "low": (np.minimum(opens, close) * 0.999).round(2), "close": close.round(2),
                          "volume": rng.uniform(1, 10, n).round(5)}, index=index)
-
-
-def toml_value(value) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
 
 
 def write_config(path: Path, fake: FakeBinance, data_dir: Path, timeout_ms: int = 1000) -> Path:
