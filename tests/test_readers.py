@@ -74,3 +74,14 @@ def test_real_files_from_other_tools() -> None:
     assert len(eth) == 5760 and infer_timeframe(eth.index) == "5m"
     index_2006 = read_ohlcv(shared_file("2006-day-001.txt"))  # OpenInterest column, zero volume
     assert len(index_2006) == 255 and (index_2006["volume"] == 0).all()
+
+
+@pytest.mark.parametrize("text, expected", [("2024-01-31", "2024-01-31 00:00:00+00:00"),
+                                            ("2024-01-31T13:00Z", "2024-01-31 13:00:00+00:00"),
+                                            ("2024-01-31T14:00+01:00", "2024-01-31 13:00:00+00:00")])
+def test_user_dates_are_utc(text: str, expected: str) -> None:
+    from systrade.data.timeframes import utc_timestamp
+
+    assert str(utc_timestamp(text, "--start")) == expected
+    with pytest.raises(UserError, match="--start 'soon' is not a date"):
+        utc_timestamp("soon", "--start")

@@ -78,18 +78,9 @@ def sample(seed: int = typer.Option(7, "--seed", help="Generator seed (7 makes t
 
 
 def _to_ms(text: str | None, option: str) -> int | None:
-    if text is None:
-        return None
-    import pandas as pd
+    from systrade.data.timeframes import utc_timestamp
 
-    from systrade.errors import UserError
-
-    try:
-        stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        raise UserError(f"{option} {text!r} is not a date; use ISO format like 2024-01-31") from None
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.value // 1_000_000)
+    return None if text is None else int(utc_timestamp(text, option).value // 1_000_000)
 
 
 def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]]) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 from systrade.data.readers import read_ohlcv
 from systrade.data.sample import SAMPLE_KEY, SYNTHETIC_NOTE, load_sample
 from systrade.data.store import SeriesKey, is_synthetic, list_series, read_series
-from systrade.data.timeframes import infer_timeframe
+from systrade.data.timeframes import infer_timeframe, utc_timestamp
 from systrade.data.validate import prepare
 from systrade.errors import UserError
 
@@ -81,11 +81,8 @@ def _find_key(data_dir: str | Path, exchange: str | None, symbol: str, timeframe
 
 def _slice(candles: Candles, start: str | None, end: str | None) -> Candles:
     frame = candles.frame
-    try:
-        lo = pd.Timestamp(start, tz="UTC") if start else None
-        hi = pd.Timestamp(end, tz="UTC") if end else None
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"date {start if start else end!r} is not a date; use ISO format like 2024-01-31") from exc
+    lo = utc_timestamp(start, "--start") if start else None
+    hi = utc_timestamp(end, "--end") if end else None
     if lo is not None:
         frame = frame[frame.index >= lo]
     if hi is not None:

@@ -29,6 +29,18 @@ def seconds_to_timeframe(seconds: float) -> str:
     return f"{seconds}s"
 
 
+def utc_timestamp(text: str, option: str) -> pd.Timestamp:
+    """Parse a user's date (``2024-01-31``, ``2024-01-31T13:00Z``, with or without zone) as UTC."""
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise UserError(f"{option} {text!r} is not a date; use ISO format like 2024-01-31 or 2024-01-31T13:00Z") \
+            from None
+    if pd.isna(stamp):
+        raise UserError(f"{option} {text!r} is not a date; use ISO format like 2024-01-31")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def infer_timeframe(index: pd.DatetimeIndex) -> str:
     """The most common spacing between candles, as a timeframe string.
 
