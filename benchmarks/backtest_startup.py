@@ -88,16 +88,15 @@ def record(rows: list[tuple[str, float, float]], ratio: float) -> None:
              "| variant | median s | max s |", "|---|---|---|"]
     lines += [f"| {n} | {m:.2f} | {w:.2f} |" for n, m, w in rows]
     lines += ["", f"Ratio systrade / plain vectorbt script (warm numba cache): **{ratio:.2f}**", ""]
-    section = "\n".join(lines)
+    lines.append(f"Load while measuring (`uptime`): {os.getloadavg()[0]:.2f} (1-minute average, 2 cores).")
+    start, end = "<!-- backtest_startup:start -->", "<!-- backtest_startup:end -->"
+    block = f"{start}\n" + "\n".join(lines).rstrip() + f"\n{end}"
     path = REPO / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures measured on this project's machine.\n\n"
-    marker = "### Main command start-up"
-    if marker in text:
-        head, _, rest = text.partition(marker)
-        tail = rest.split("\n### ", 1)
-        text = head + section + ("\n### " + tail[1] if len(tail) > 1 else "")
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures measured on this project's machine.\n"
+    if start in text and end in text:  # replace only this script's section
+        text = text.split(start)[0] + block + text.split(end, 1)[1]
     else:
-        text = text.rstrip() + "\n\n" + section
+        text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
 
 
