@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from systrade.errors import UserError
+from systrade.reuse import indicator  # noqa: F401  (part of the strategy contract: `from systrade import indicator`)
 
 ENTRY_POINT_GROUP = "systrade.strategies"
 DIRECTIONS = ("long", "short", "both")
@@ -130,6 +131,42 @@ class Signals:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _float_values(x: Any) -> np.ndarray | None:
+    """``x`` as a float64 NumPy array when that is exact (a float64 Series), else None."""
+    if isinstance(x, pd.Series) and x.dtype == np.float64:
+        return x.to_numpy()
+    return None
+
+
+def _cross(a: pd.Series, b: pd.Series | float, above: bool) -> pd.Series | None:
+    """NumPy version of the crossing rule for float64 Series (and real scalars); None to use pandas.
+
+    Same result as the pandas expression (NaN compares False), without its per-operation overhead, which
+    dominates in parameter sweeps.
+    """
+    x = _float_values(a)
+    if x is None:
+        return None
+    if isinstance(b, pd.Series):
+        y = _float_values(b)
+        if y is None or not b.index.equals(a.index):
+            return None
+        name = a.name if b.name == a.name else None
+        y_prev, y_now = y[:-1], y[1:]
+    elif isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, (bool, np.bool_)):
+        name = a.name
+        y_prev = y_now = float(b)
+    else:
+        return None
+    out = np.zeros(len(x), dtype=bool)
+    if len(x) > 1:
+        if above:
+            out[1:] = (x[:-1] < y_prev) & (x[1:] > y_now)
+        else:
+            out[1:] = (x[:-1] > y_prev) & (x[1:] < y_now)
+    return pd.Series(out, index=a.index, name=name)
+
+
 def crossed_above(a: pd.Series, b: pd.Series | float) -> pd.Series:
     """True on bars where ``a`` moves strictly above ``b``: ``a[t-1] < b[t-1] and a[t] > b[t]``.
 
@@ -138,12 +175,18 @@ def crossed_above(a: pd.Series, b: pd.Series | float) -> pd.Series:
     >>> s = pd.Series([1.0, 2.0, 3.0]); crossed_above(s, 1.5).tolist()
     [False, True, False]
     """
+    fast = _cross(a, b, above=True)
+    if fast is not None:
+        return fast
     b_prev = b.shift(1) if isinstance(b, pd.Series) else b
     return ((a.shift(1) < b_prev) & (a > b)).astype(bool)
 
 
 def crossed_below(a: pd.Series, b: pd.Series | float) -> pd.Series:
     """True on bars where ``a`` moves strictly below ``b``: ``a[t-1] > b[t-1] and a[t] < b[t]``."""
+    fast = _cross(a, b, above=False)
+    if fast is not None:
+        return fast
     b_prev = b.shift(1) if isinstance(b, pd.Series) else b
     return ((a.shift(1) > b_prev) & (a < b)).astype(bool)
 
@@ -351,6 +394,9 @@ def validate_signals(result: Any, data: pd.DataFrame, strategy_name: str) -> dic
             raise UserError(f"{where}.{column} index differs from data.index at row {mismatch} "
                             f"({series.index[mismatch]!r} vs {data.index[mismatch]!r}); "
                             "do not reset, shift or resample the index")
+        if series.dtype == np.bool_:  # a NumPy bool column cannot hold NaN: skip the scan (sweeps call this often)
+            arrays[column] = series.to_numpy()
+            continue
         nulls = series.isna()
         if nulls.any():
             first = series.index[np.argmax(nulls.to_numpy())]

@@ -44,8 +44,13 @@ class BacktestRun:
 
 
 def compute_signals(strategy: Strategy, candles: Candles) -> dict[str, np.ndarray | None]:
-    """Call the strategy on a copy of the candles and validate what it returns."""
-    return validate_signals(strategy.signals(candles.frame.copy()), candles.frame, strategy.strategy_name())
+    """Call the strategy on a copy of the candles and validate what it returns.
+
+    A shallow copy is enough: pandas' copy-on-write keeps whatever the strategy changes away from the
+    original, and it costs nothing per call (sweeps call this once per combination).
+    """
+    return validate_signals(strategy.signals(candles.frame.copy(deep=False)), candles.frame,
+                            strategy.strategy_name())
 
 
 def run_backtest(
@@ -77,9 +82,8 @@ def run_backtest(
             metrics = _trade_metrics(trades, fees, exposure)
         else:
             equity = values[c.symbol].reindex(c.frame.index)
-            closed = trades.loc[trades["status"] == "closed", "pnl"].to_numpy(dtype=float)
-            metrics = compute_metrics(equity.to_numpy(), timeframe_seconds(c.timeframe), closed, fees,
-                                      exposure, year_days)
+            metrics = column_metrics(equity.to_numpy(), trades, fees, exposure, timeframe_seconds(c.timeframe),
+                                     year_days)
         metrics.update(_counts(trades), buy_and_hold_return_pct=buy_and_hold_pct(c.frame))
         run.results.append(SymbolResult(c, equity, position, trades, metrics))
     if cash_sharing:
@@ -90,6 +94,15 @@ def run_backtest(
                                                 float(orders["fees"].sum()), exposure, year_days)
         run.portfolio_metrics["equity"] = equity
     return run
+
+
+def column_metrics(equity: np.ndarray, trades: pd.DataFrame, fees: float, exposure: float, bar_seconds: float,
+                   year_days: float) -> dict[str, Any]:
+    """Equity and trade metrics of one simulated column (its equity curve and its trades, open ones included)."""
+    closed = trades.loc[trades["status"] == "closed", "pnl"].to_numpy(dtype=float)
+    metrics = compute_metrics(equity, bar_seconds, closed, fees, exposure, year_days)
+    metrics.update(_counts(trades))
+    return metrics
 
 
 def _counts(trades: pd.DataFrame) -> dict[str, int]:

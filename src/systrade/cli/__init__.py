@@ -48,7 +48,7 @@ def _extract_globals(argv: list[str]) -> list[str]:
 
 
 def _register() -> None:
-    from systrade.cli import backtest, data, paper, strategies  # noqa: F401  (commands register themselves)
+    from systrade.cli import backtest, data, optimize, paper, strategies  # noqa: F401  (commands register themselves)
 
 
 def main(argv: list[str] | None = None) -> None:

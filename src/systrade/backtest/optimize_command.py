@@ -1,0 +1,79 @@
+"""What ``systrade optimize`` and ``systrade walkforward`` do once their arguments are parsed."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from systrade.backtest.optimize_run import SweepOptions
+from systrade.config import Settings
+from systrade.errors import UserError
+
+
+def _check_outputs(*paths: str | None) -> None:
+    for path in paths:
+        if path is not None and not path.strip():
+            raise UserError("an output path is empty; give a file name")
+
+
+def optimize_command(options: SweepOptions, settings: Settings, out: Console, top: int, json_path: str | None,
+                     report_path: str | None, heatmap: str | None) -> None:
+    from systrade.backtest.optimize_output import luck_lines, optimize_payload, top_table
+    from systrade.backtest.optimize_report import heatmap_axes, write_optimize_report
+    from systrade.backtest.optimize_run import run_optimize
+    from systrade.backtest.output import write_json
+
+    if top < 1:
+        raise UserError(f"--top {top} is not valid; give 1 or more")
+    _check_outputs(json_path, report_path)
+    if heatmap is not None and report_path is None:
+        raise UserError("--heatmap chooses the report's axes; add --report PATH.html")
+    chosen: dict[str, tuple] = {}
+
+    def check(session) -> None:
+        if report_path:
+            chosen["axes"] = heatmap_axes(session.grid, heatmap)
+
+    result = run_optimize(options, settings, check=check)
+    session, sweep = result.session, result.sweep
+    axes = chosen.get("axes")
+    if session.candles.synthetic:
+        out.print(f"[yellow]note:[/] {session.candles.symbol} is {session.candles.note}", highlight=False)
+    if session.plan.note:
+        out.print(f"[yellow]note:[/] {session.plan.note}", highlight=False)
+    rate = sweep.n_combos / sweep.elapsed_s if sweep.elapsed_s > 0 else float("nan")
+    out.print(top_table(sweep, top, f"{session.job.strategy_cls.strategy_name()} on {session.candles.symbol} "
+                                    f"{session.candles.timeframe}: top {min(top, sweep.n_combos)} of "
+                                    f"{sweep.n_combos:,} by {sweep.metric}"))
+    out.print(f"best: {result.best.params}", highlight=False)
+    for line in luck_lines(result.luck):
+        out.print(line, highlight=False)
+    out.print(f"{sweep.n_combos:,} combinations in {sweep.elapsed_s:.2f} s ({rate:,.0f}/s; engine "
+              f"{session.job.engine}, {session.runner.workers} worker(s), {session.runner.kind}, chunks of "
+              f"{session.plan.chunk_size})", highlight=False)
+    if json_path:
+        write_json(json_path, optimize_payload(result, top))
+    if report_path:
+        write_optimize_report(report_path, result, top, axes)
+
+
+def walkforward_command(options: SweepOptions, settings: Settings, out: Console, train: str, test: str,
+                        anchored: bool, json_path: str | None, report_path: str | None) -> None:
+    from systrade.backtest.output import write_json
+    from systrade.backtest.walkforward import parse_span, run_walkforward, walkforward_payload, walkforward_tables
+
+    _check_outputs(json_path, report_path)
+    train_span, test_span = parse_span(train, "--train"), parse_span(test, "--test")
+    result = run_walkforward(options, settings, train_span, test_span, anchored)
+    candles = result.candles
+    if candles.synthetic:
+        out.print(f"[yellow]note:[/] {candles.symbol} is {candles.note}", highlight=False)
+    for table in walkforward_tables(result):
+        out.print(table)
+    for line in result.summary_lines():
+        out.print(line, highlight=False)
+    if json_path:
+        write_json(json_path, walkforward_payload(result))
+    if report_path:
+        from systrade.backtest.optimize_report import write_walkforward_report
+
+        write_walkforward_report(report_path, result)

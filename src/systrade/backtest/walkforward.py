@@ -1,0 +1,268 @@
+"""Walk-forward analysis: optimize on a training window, trade the winner on the test window that follows.
+
+Windows are laid out in time: training ``[t, t + train)`` then test ``[t + train, t + train + test)``; the next
+window starts one test length later (``--anchored``: every training window starts at the data's start). The
+last test window may be shorter. In-sample, each training window is swept exactly like ``optimize --start
+--end`` on it. Out of sample, the chosen params get signals computed on the training and test bars together
+(indicators are warm, and a signal on bar t still sees only bars up to t) and are traded on the test bars only,
+starting flat with the equity the previous test window ended with; a position still open at the end of a
+test window is valued at its last close and the next window starts flat. The stitched out-of-sample equity is
+those test windows end to end; its metrics use the formulas of ``metrics.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from systrade.backtest.metrics import compute_metrics
+from systrade.backtest.optimize import METRICS, Detail, Window, detail, luck
+from systrade.backtest.optimize_run import SweepOptions, SweepSession
+from systrade.backtest.output import _fmt, clean
+from systrade.backtest.run import buy_and_hold_pct
+from systrade.config import Settings
+from systrade.data.load import Candles
+from systrade.errors import UserError
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$", re.IGNORECASE)
+_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+SUMMARY_METRICS = ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
+                   "win_rate_pct", "profit_factor", "total_trades")
+
+
+def span_text(span: pd.Timedelta) -> str:
+    """180 days -> ``180d``; 36 hours -> ``36h``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_span(text: str, option: str) -> pd.Timedelta:
+    """``180d`` -> 180 days (units m, h, d, w)."""
+    match = _SPAN.match(text or "")
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(f"{option} {text!r} is not a duration; write e.g. 180d, 12w or 720h")
+    return pd.Timedelta(seconds=float(match.group(1)) * _SECONDS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class Split:
+    """One walk-forward step as bar positions: training ``[train_start, test_start)``, test ``[test_start, stop)``."""
+
+    train_start: int
+    test_start: int
+    stop: int
+
+
+def make_splits(index: pd.DatetimeIndex, train: pd.Timedelta, test: pd.Timedelta, anchored: bool) -> list[Split]:
+    """Training/test windows over ``index`` (time-based; the last test window may be shorter)."""
+    splits = []
+    origin = index[0]
+    step = 0
+    while True:
+        test_from = origin + train + step * test
+        train_from = origin if anchored else test_from - train
+        test_to = test_from + test
+        a = int(index.searchsorted(train_from, "left"))
+        b = int(index.searchsorted(test_from, "left"))
+        c = int(index.searchsorted(test_to, "left"))
+        if b >= len(index):
+            break
+        if b - a >= 2 and c - b >= 2:
+            splits.append(Split(a, b, c))
+        step += 1
+    if not splits:
+        span = index[-1] - index[0]
+        raise UserError(f"the data spans {span}, too short for one training window of {train} followed by a "
+                        "test window of at least 2 bars; shorten --train/--test or use more data")
+    return splits
+
+
+@dataclass
+class WindowResult:
+    split: Split
+    params: dict[str, Any]
+    in_sample: dict[str, Any]
+    out_of_sample: dict[str, Any]
+    oos: Detail
+    luck: dict[str, Any]
+    combos: int
+
+
+@dataclass
+class WalkForwardResult:
+    candles: Candles
+    session: SweepSession
+    train: pd.Timedelta
+    test: pd.Timedelta
+    anchored: bool
+    metric: str
+    windows: list[WindowResult]
+    oos_equity: pd.Series
+    oos_metrics: dict[str, Any]
+    in_sample_mean: dict[str, Any]
+    stability: dict[str, Any]
+    elapsed_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary_lines(self) -> list[str]:
+        key = METRICS[self.metric]
+        dsr = _mean([w.luck["deflated_sharpe"] for w in self.windows])
+        pbo = _mean([w.luck["pbo"] for w in self.windows])
+        lines = [
+            f"{len(self.windows)} windows; out-of-sample {key}: {_fmt(self.oos_metrics.get(key))} "
+            f"(stitched), in-sample mean: {_fmt(self.in_sample_mean.get(key))}",
+            f"out-of-sample return {_fmt(self.oos_metrics['total_return_pct'], '%')}, max drawdown "
+            f"{_fmt(self.oos_metrics['max_drawdown_pct'], '%')}; walk-forward efficiency (OOS CAGR / mean IS CAGR): "
+            f"{_fmt(self.stability['efficiency'])}",
+            f"deflated Sharpe ratio (mean over windows): {_fmt(dsr)}; probability of backtest overfitting "
+            f"(mean over windows): {_fmt(pbo)}",
+        ]
+        for name, info in self.stability["params"].items():
+            lines.append(f"param {name}: {info['distinct']} distinct value(s) in {len(self.windows)} windows, "
+                         f"most often {info['mode']!r} ({info['mode_share'] * 100:.0f}%), "
+                         f"{info['changes']} change(s)")
+        return lines
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def param_stability(params: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
+    """How stable the chosen params are across windows: distinct values, the mode and its share, changes,
+    and for numbers the mean, standard deviation and coefficient of variation."""
+    out: dict[str, Any] = {}
+    for name in names:
+        values = [p[name] for p in params]
+        counts = Counter(values)
+        mode, mode_count = max(counts.items(), key=lambda kv: (kv[1], -values.index(kv[0])))
+        info: dict[str, Any] = {"values": values, "distinct": len(counts), "mode": mode,
+                                "mode_share": mode_count / len(values),
+                                "changes": sum(1 for a, b in zip(values, values[1:], strict=False) if a != b)}
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            arr = np.asarray(values, dtype=float)
+            mean = float(arr.mean())
+            std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+            info.update(mean=mean, std=std, cv=std / abs(mean) if mean else math.nan)
+        out[name] = info
+    return out
+
+
+def stitch(windows: list[WindowResult], year_days: float, bar_seconds: float) -> tuple[pd.Series, dict[str, Any]]:
+    """The out-of-sample equity end to end and its metrics (trades of every test window)."""
+    equity = pd.concat([w.oos.equity for w in windows])
+    pnls = np.concatenate([w.oos.closed_pnls for w in windows])
+    fees = float(sum(w.oos.fees for w in windows))
+    exposure = sum(w.oos.exposed_bars for w in windows) / len(equity)
+    metrics = compute_metrics(equity.to_numpy(), bar_seconds, pnls, fees, exposure, year_days)
+    closed = len(pnls)
+    open_trades = sum(w.oos.open_trades for w in windows)
+    metrics.update(total_trades=closed + open_trades, closed_trades=closed, open_trades=open_trades)
+    return equity, metrics
+
+
+def run_walkforward(options: SweepOptions, settings: Settings, train: pd.Timedelta, test: pd.Timedelta,
+                    anchored: bool) -> WalkForwardResult:
+    """Every window: sweep the training part, trade the winner on the test part; then stitch and summarise."""
+    import time
+
+    started = time.perf_counter()
+    with SweepSession(options, settings) as session:
+        job = session.job
+        frame = session.candles.frame
+        splits = make_splits(frame.index, train, test, anchored)
+        windows: list[WindowResult] = []
+        cash = job.cash
+        for number, split in enumerate(splits, 1):
+            train_window = Window(split.train_start, split.train_start, split.test_start)
+            sweep = session.sweep(train_window, f"window {number}/{len(splits)}")
+            best = sweep.best
+            in_sample = detail(job, best, train_window)
+            stats = luck(sweep, in_sample)
+            oos = detail(job, best, Window(split.train_start, split.test_start, split.stop), cash=cash)
+            cash = float(oos.equity.iloc[-1])
+            windows.append(WindowResult(split, in_sample.params, in_sample.metrics, oos.metrics, oos, stats,
+                                        sweep.n_combos))
+    equity, oos_metrics = stitch(windows, job.year_days, job.bar_seconds)
+    oos_metrics["buy_and_hold_return_pct"] = buy_and_hold_pct(frame.iloc[splits[0].test_start:splits[-1].stop])
+    is_mean = {name: _mean([w.in_sample[name] for w in windows]) for name in SUMMARY_METRICS}
+    stability = {"params": param_stability([w.params for w in windows], session.grid.names)}
+    is_cagr = is_mean["cagr_pct"]
+    stability["efficiency"] = (oos_metrics["cagr_pct"] / is_cagr if is_cagr and math.isfinite(is_cagr)
+                               else math.nan)
+    return WalkForwardResult(session.candles, session, train, test, anchored, options.metric, windows, equity,
+                             oos_metrics, is_mean, stability, time.perf_counter() - started)
+
+
+def walkforward_payload(result: WalkForwardResult) -> dict[str, Any]:
+    """The ``--json`` document of ``systrade walkforward`` (schema in docs/optimize.md)."""
+    index = result.candles.frame.index
+    windows = []
+    for w in result.windows:
+        s = w.split
+        windows.append({
+            "train_start": index[s.train_start], "train_end": index[s.test_start - 1],
+            "test_start": index[s.test_start], "test_end": index[s.stop - 1],
+            "combos": w.combos, "params": w.params,
+            "in_sample": w.in_sample, "out_of_sample": w.out_of_sample,
+            "deflated_sharpe": w.luck["deflated_sharpe"], "pbo": w.luck["pbo"],
+        })
+    session = result.session
+    payload = {
+        "strategy": session.job.strategy_cls.strategy_name(),
+        "symbol": result.candles.symbol,
+        "timeframe": result.candles.timeframe,
+        "metric": result.metric,
+        "train": span_text(result.train), "test": span_text(result.test), "anchored": result.anchored,
+        "grid": session.grid.describe(),
+        "combos": len(session.grid),
+        "windows": windows,
+        "out_of_sample": result.oos_metrics,
+        "in_sample_mean": result.in_sample_mean,
+        "param_stability": result.stability["params"],
+        "efficiency": result.stability["efficiency"],
+        "deflated_sharpe": _mean([w.luck["deflated_sharpe"] for w in result.windows]),
+        "pbo": _mean([w.luck["pbo"] for w in result.windows]),
+        "oos_equity": {"time": list(result.oos_equity.index), "equity": result.oos_equity.to_list()},
+        "elapsed_s": result.elapsed_s,
+        "initial_cash": session.prepared.cash,
+        "rules": session.prepared.rules.to_dict(),
+        "data_source": result.candles.note,
+        "synthetic": result.candles.synthetic,
+    }
+    return clean(payload)
+
+
+def walkforward_tables(result: WalkForwardResult) -> list[Table]:
+    """Per-window table (params, in-sample vs out-of-sample) and the stitched summary."""
+    key = METRICS[result.metric]
+    index = result.candles.frame.index
+    names = result.session.grid.names
+    windows = Table(title=f"walk-forward {result.session.job.strategy_cls.strategy_name()} on "
+                          f"{result.candles.symbol} {result.candles.timeframe}: train {span_text(result.train)}, test "
+                          f"{span_text(result.test)}{', anchored' if result.anchored else ''}")
+    for column in ("#", "test from", "test to", *names, f"IS {key}", f"OOS {key}", "OOS return %", "DSR", "PBO"):
+        windows.add_column(column, justify="right")
+    for number, w in enumerate(result.windows, 1):
+        windows.add_row(str(number), str(index[w.split.test_start].date()), str(index[w.split.stop - 1].date()),
+                        *[str(w.params[n]) for n in names], _fmt(w.in_sample.get(key)),
+                        _fmt(w.out_of_sample.get(key)), _fmt(w.out_of_sample.get("total_return_pct")),
+                        _fmt(w.luck["deflated_sharpe"]), _fmt(w.luck["pbo"]))
+    summary = Table(title="in-sample (mean over windows) vs out-of-sample (stitched)")
+    summary.add_column("metric")
+    summary.add_column("in-sample", justify="right")
+    summary.add_column("out-of-sample", justify="right")
+    for name in SUMMARY_METRICS:
+        summary.add_row(name, _fmt(result.in_sample_mean.get(name)), _fmt(result.oos_metrics.get(name)))
+    return [windows, summary]
