@@ -19,14 +19,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from bench_report import RESULTS, code_version, machine, update_results, uptime
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -43,7 +43,6 @@ from systrade.data.download import Downloader  # noqa: E402
 from systrade.data.store import SeriesKey, read_series, write_series  # noqa: E402
 from systrade.exchange import RetryPolicy, create_exchange  # noqa: E402
 
-RESULTS = REPO / "BENCHMARKS.md"
 MINUTE = 60_000
 START = pd.Timestamp("2023-01-01", tz="UTC")
 CANDLES = int(os.environ.get("BENCH_CANDLES", "200000"))
@@ -241,43 +240,9 @@ def bench_load(tmp: Path) -> dict:
 
 # ---------------------------------------------------------------- report
 
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+def libraries() -> str:
+    return f"ccxt {ccxt.__version__}, pandas {pd.__version__}, pyarrow {pyarrow.__version__}"
 
-
-def code_version() -> str:
-    """The commit measured, and how many files under src/ differed from it (read-only git calls)."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO, capture_output=True, text=True,
-                                  timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = [line for line in git("status", "--porcelain", "--", "src").splitlines() if line.strip()]
-    return f"commit {commit}" + (f" plus uncommitted changes in {len(changed)} file(s) under src/" if changed else "")
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
-    return (f"{platform.platform()}, {model}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
-            f"ccxt {ccxt.__version__}, pandas {pd.__version__}, pyarrow {pyarrow.__version__}")
-
-
-def update_results(section: str, body: str) -> None:
-    """Replace this script's section of the results file (the other script's section is kept)."""
-    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else (
-        "# Benchmarks: data download and paper trading\n\n"
-        "Written by `benchmarks/download_speed.py` and `benchmarks/paper_ticks.py`; each replaces its own section.\n")
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        text = text.split(start)[0] + block + text.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
 
 
 def report(runs: list[dict], load: dict, load_before: str, load_after: str, total: float,
@@ -289,7 +254,7 @@ def report(runs: list[dict], load: dict, load_before: str, load_after: str, tota
     lines = [
         "## Data: download speed and store load time (`benchmarks/download_speed.py`)",
         "",
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine(libraries())}",
         f"- Command: `python benchmarks/download_speed.py` (total {total:.0f} s)",
         f"- Code: {code} (when the run started)",
         f"- Load (`uptime`) before: `{load_before}`",
