@@ -16,6 +16,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from bench_report import update_results, uptime
+
 REPO = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
@@ -88,16 +90,8 @@ def record(rows: list[tuple[str, float, float]], ratio: float) -> None:
              "| variant | median s | max s |", "|---|---|---|"]
     lines += [f"| {n} | {m:.2f} | {w:.2f} |" for n, m, w in rows]
     lines += ["", f"Ratio systrade / plain vectorbt script (warm numba cache): **{ratio:.2f}**", ""]
-    lines.append(f"Load while measuring (`uptime`): {os.getloadavg()[0]:.2f} (1-minute average, 2 cores).")
-    start, end = "<!-- backtest_startup:start -->", "<!-- backtest_startup:end -->"
-    block = f"{start}\n" + "\n".join(lines).rstrip() + f"\n{end}"
-    path = REPO / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures measured on this project's machine.\n"
-    if start in text and end in text:  # replace only this script's section
-        text = text.split(start)[0] + block + text.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    lines.append(f"Load while measuring (`uptime`): {uptime()}")
+    update_results("backtest_startup", "\n".join(lines))
 
 
 if __name__ == "__main__":
