@@ -200,3 +200,82 @@ def order_amount(action: str, position: float, cash: float, price: float, rules:
         cash_after = cash + position * buy_price * (1 + fee_rate)
         return -position + opening_units(cash_after, buy_price, True)
     return 0.0
+
+
+MIN_ORDER_SIZE = 1e-8
+"""Orders smaller than this many units are not placed (vectorbt's default ``min_size``, which the engine keeps)."""
+
+_MULTIPLE_TOLERANCE = 1e-9
+"""Relative distance to a granularity multiple below which a size counts as that multiple (float noise)."""
+
+
+def granular_amount(units: float, granularity: float | None) -> float:
+    """``units`` (>= 0) rounded down to a multiple of ``granularity``, read in decimal terms.
+
+    2.001 is a multiple of 0.001 and stays exactly 2.001 (although the float ``2.001 / 0.001`` is
+    2000.9999999999998), so closing a position of whole lots sells exactly the position. Sizes
+    below ``MIN_ORDER_SIZE`` become 0. This is the backtest's rounding restated per order (the engine
+    trades whole lots of ``granularity``).
+
+    >>> granular_amount(2.0019, 0.001), granular_amount(2.001, 0.001), granular_amount(7.9, 1)
+    (2.001, 2.001, 7.0)
+    """
+    if not units > 0:
+        return 0.0
+    if granularity is not None:
+        lots = units / granularity
+        nearest = round(lots)
+        if abs(lots - nearest) > _MULTIPLE_TOLERANCE * max(1.0, abs(lots)):
+            units = float(math.floor(lots) * granularity)  # not on a multiple: round down
+    return float(units) if units >= MIN_ORDER_SIZE else 0.0
+
+
+def stop_levels(position: float, entry_price: float, stop_loss: float | None,
+                take_profit: float | None) -> tuple[float | None, float | None]:
+    """Stop-loss and take-profit price levels of an open position (None where that stop is not set).
+
+    Levels are fractions of the entry fill price: a long's stop loss is ``entry * (1 - stop_loss)`` and its
+    take profit ``entry * (1 + take_profit)``; a short's are mirrored.
+    """
+    sign = 1.0 if position > 0 else -1.0
+    sl = entry_price * (1 - sign * stop_loss) if stop_loss is not None else None
+    tp = entry_price * (1 + sign * take_profit) if take_profit is not None else None
+    return sl, tp
+
+
+def stop_exit(position: float, entry_price: float | None, open_: float, high: float, low: float,
+              stop_loss: float | None, take_profit: float | None) -> tuple[str, float] | None:
+    """Whether a stop closes ``position`` during one bar, and at what price (before slippage).
+
+    Returns ``("stop_loss" | "take_profit", price)`` or None. The rules (docs/semantics.md): a bar that
+    opens beyond a level exits at its open, otherwise a bar whose low/high reaches the level exits at
+    the level; the stop loss is checked first, so a bar touching both levels exits at the stop loss. The
+    caller checks only bars after the entry bar. With ``open_ = high = low = price`` this answers
+    whether a trade at ``price`` is beyond a stop (a gap at the open).
+    """
+    if position == 0 or entry_price is None or (stop_loss is None and take_profit is None):
+        return None
+    sl, tp = stop_levels(position, entry_price, stop_loss, take_profit)
+    if position > 0:
+        if sl is not None:
+            if open_ <= sl:
+                return "stop_loss", open_
+            if low <= sl:
+                return "stop_loss", sl
+        if tp is not None:
+            if open_ >= tp:
+                return "take_profit", open_
+            if high >= tp:
+                return "take_profit", tp
+    else:
+        if sl is not None:
+            if open_ >= sl:
+                return "stop_loss", open_
+            if high >= sl:
+                return "stop_loss", sl
+        if tp is not None:
+            if open_ <= tp:
+                return "take_profit", open_
+            if low <= tp:
+                return "take_profit", tp
+    return None

@@ -48,7 +48,14 @@ def _extract_globals(argv: list[str]) -> list[str]:
 
 
 def _register() -> None:
-    from systrade.cli import backtest, data, optimize, paper, strategies  # noqa: F401  (commands register themselves)
+    from systrade.cli import (  # noqa: F401  (commands register themselves)
+        backtest,
+        check,
+        data,
+        optimize,
+        paper,
+        strategies,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

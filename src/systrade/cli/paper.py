@@ -19,14 +19,26 @@ out = Console()
 def run(
     once: bool = typer.Option(False, "--once", help="Run one tick of every bot now and exit."),
     log_json: str | None = typer.Option(None, "--log-json", help="Also write JSON-lines logs to this file."),
+    allow_lookahead: bool = typer.Option(False, "--allow-lookahead",
+                                         help="Start bots whose strategy fails the lookahead check anyway."),
 ) -> None:
     """Start the daemon: one scheduled job per bot, at every candle close."""
-    from systrade.live.daemon import build_runners, run_forever, run_once
+    from systrade.live.daemon import build_runners, preflight, run_forever, run_once
     from systrade.live.logs import setup_logging
 
     config = settings()
+    checks = preflight(config)
+    biased = [c for c in checks if c.lookahead.biased]
+    for check in biased:
+        style = "yellow" if allow_lookahead else "bold red"
+        out.print(f"[{style}]bot {check.bot}: strategy {check.lookahead.strategy} looks ahead[/] (checked on "
+                  f"{check.source}): {check.lookahead.message()}", highlight=False)
+    if biased and not allow_lookahead:
+        out.print("refusing to start: a strategy that peeks at later candles trades differently live than in its "
+                  "backtest; fix it (`systrade check lookahead`) or pass --allow-lookahead", highlight=False)
+        raise typer.Exit(1)
     setup_logging(log_json)
-    _, runners = build_runners(config)
+    _, runners = build_runners(config, warmups={c.bot: c.warmup for c in checks})
     if once:
         run_once(runners)
         return
@@ -91,3 +103,68 @@ def resume(bot: str | None = typer.Argument(None, help="Bot name (default: every
 
     names = Ledger(settings().paper.database).set_halted(bot, False)
     out.print(f"resumed: {', '.join(names) or 'no bots in the ledger'}", highlight=False)
+
+
+@group.command("replay")
+def replay(
+    strategy: str = typer.Argument(..., help="Strategy name or file.py[:Class], or a configured bot's name."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Override a parameter: name=value (repeatable)."),
+    data: str | None = typer.Option(None, "--data", help="CSV or Parquet file of candles."),
+    exchange: str | None = typer.Option(None, "--exchange", help="Store exchange folder (with --symbol)."),
+    symbol: str | None = typer.Option(None, "--symbol", help="Stored symbol."),
+    timeframe: str | None = typer.Option(None, "--timeframe", help="Timeframe, e.g. 1h (inferred if omitted)."),
+    start: str | None = typer.Option(None, "--start", help="First candle to use (ISO date)."),
+    end: str | None = typer.Option(None, "--end", help="Last candle to use (ISO date)."),
+    cash: float | None = typer.Option(None, "--cash", help="Starting cash (default from config: 10000)."),
+    fees: float | None = typer.Option(None, "--fees", help="Fee per fill as a fraction of value (0.001 = 0.1%)."),
+    slippage: float | None = typer.Option(None, "--slippage", help="Adverse price move per fill, a fraction."),
+    size: str = typer.Option("all", "--size", help="`all` (all available cash) or a number (see --size-type)."),
+    size_type: str = typer.Option("percent", "--size-type", help="percent | amount | value (ignored for all)."),
+    granularity: float | None = typer.Option(None, "--granularity", help="Round sizes down (1 = whole shares)."),
+    direction: str | None = typer.Option(None, "--direction", help="long | short | both (default: strategy's)."),
+    stop_loss: float | None = typer.Option(None, "--stop-loss", help="Stop loss, fraction of entry price."),
+    take_profit: float | None = typer.Option(None, "--take-profit", help="Take profit, fraction of entry price."),
+    history: int | None = typer.Option(None, "--history", help="Candles per tick (default: measured warmup + 250)."),
+    json_path: str | None = typer.Option(None, "--json", help="Write the replay as JSON (schema in docs/checks.md)."),
+) -> None:
+    """Run the daemon's tick code over historical candles with a simulated clock (no exchange, no network)."""
+    from systrade.backtest.output import write_json
+    from systrade.backtest.request import BacktestOptions
+    from systrade.checks.paper_replay import replay_payload, run_replay
+    from systrade.errors import UserError
+    from systrade.progress import progress_bar
+
+    if history is not None and not 2 <= history <= 5000:
+        raise UserError(f"--history {history} is not valid; give 2 to 5000 candles (a bot's `candles` range)")
+    options = BacktestOptions(strategy, param, data, exchange, [symbol] if symbol else [], timeframe, start, end, cash,
+                              fees, slippage, size, size_type, granularity, direction, stop_loss, take_profit)
+    with progress_bar("bars") as bar:
+        task = bar.add_task("replay", total=None, rate="")
+
+        def advance(done: int, total: int) -> None:
+            if done % 200 == 0 or done == total:
+                bar.update(task, completed=done, total=total)
+
+        result = run_replay(options, settings(), history, on_bar=advance)
+    payload = replay_payload(result)
+    if result.candles.synthetic:
+        out.print(f"[yellow]note:[/] {result.candles.symbol} is {result.candles.note}", highlight=False)
+    r = result.result
+    out.print(f"{payload['strategy']} on {payload['symbol']} {payload['timeframe']}: {r.bars} bars replayed through "
+              f"the daemon's tick ({r.history} candles per tick) in {r.seconds:.1f} s ({r.bars_per_second:,.0f} "
+              "bars/s)", highlight=False)
+    out.print(f"ticks: {', '.join(f'{k} {v}' for k, v in sorted(r.outcomes.items()))}; fills {len(r.fills)}, "
+              f"trades {len(r.trades)}; equity {r.initial_cash:,.2f} -> {r.final_equity:,.2f} "
+              f"({payload['total_return_pct']:+.2f}%)", highlight=False)
+    table = Table("direction", "entry", "entry price", "exit", "exit price", "size", "exit by")
+    for trade in payload["trades"][:20]:
+        table.add_row(trade["direction"], trade["entry_time"], f"{trade['entry_price']:.8g}",
+                      trade["exit_time"] or "open", f"{trade['exit_price']:.8g}" if trade["exit_price"] else "-",
+                      f"{trade['size']:.8g}", trade["exit_reason"] or "-")
+    out.print(table)
+    if len(payload["trades"]) > 20:
+        out.print(f"... {len(payload['trades']) - 20} more trades (--json writes them all)")
+    for problem in (r.rejections + r.errors)[:5]:
+        out.print(f"[yellow]{problem}[/]", highlight=False)
+    if json_path:
+        write_json(json_path, payload)

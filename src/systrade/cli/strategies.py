@@ -33,14 +33,23 @@ def list_strategies() -> None:
 @group.command("show")
 def show(name: str = typer.Argument(..., help="Strategy name or path (file.py[:Class]).")) -> None:
     """Parameters with ranges, the docstring and where the code lives."""
-    from systrade.strategy import load_strategy
+    from systrade.checks.warmup import measure_warmup
+    from systrade.data.sample import load_sample
+    from systrade.strategy import build_strategy, load_strategy
 
-    ref = load_strategy(name, settings().strategies.dir)
+    config = settings()
+    ref = load_strategy(name, config.strategies.dir)
     cls = ref.cls
     out.print(f"[bold]{cls.strategy_name()}[/] ({cls.__name__}) from {ref.source}", highlight=False)
     out.print(inspect.getdoc(cls) or "(no docstring)", highlight=False)
     out.print(f"timeframe: {cls.timeframe or 'any'}  direction: {cls.direction}  warmup: {cls.warmup}  "
               f"stop_loss: {cls.stop_loss}  take_profit: {cls.take_profit}", highlight=False)
+    try:
+        measured = f"{measure_warmup(build_strategy(ref), load_sample(config.data.dir)).warmup} candles"
+    except Exception as error:  # a strategy that fails on the sample still gets shown
+        measured = f"unavailable ({type(error).__name__}: {error})"
+    out.print(f"measured warmup: {measured} with the default parameters on the bundled synthetic sample "
+              "(`systrade check warmup` for other data or parameters)", highlight=False)
     table = Table("param", "default", "range", "help")
     for pname, param in cls.params().items():
         table.add_row(pname, repr(param.default), param.describe_range(), param.help)

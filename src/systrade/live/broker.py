@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from systrade.exchange import RetryPolicy, call_with_retry, is_retryable
-from systrade.live.market import MarketData
+from systrade.live.market import MarketData, precise_amount
 
 
 @dataclass
@@ -44,16 +44,6 @@ class Execution:
     exchange_order_id: str | None = None
 
 
-def precise_amount(client: Any, symbol: str, amount: float) -> float:
-    """``amount`` truncated to the market's precision; 0 when nothing is left after truncation."""
-    import ccxt
-
-    try:
-        return float(client.amount_to_precision(symbol, amount))
-    except ccxt.InvalidOrder:  # ccxt refuses amounts that truncate to zero
-        return 0.0
-
-
 def book_price(levels: list[list[float]], amount: float, fallback: float | None = None) -> float:
     """Average price of taking ``amount`` from ``levels`` ([price, size], best first).
 
@@ -78,19 +68,33 @@ def book_price(levels: list[list[float]], amount: float, fallback: float | None 
 class PaperBroker:
     """Simulated fills from public market data; the exchange never sees an order."""
 
+    supports_stops = True  # a stop is simulated as a resting order filled within the bar that reached it
+
     def __init__(self, market: MarketData) -> None:
         self.market = market
 
     def execute(self, request: OrderRequest, book: dict | None = None) -> Execution:
         """Fill ``request`` against ``book`` (the snapshot the order was sized on) or a fresh one."""
         rules = self.market.rules(request.symbol)
-        amount = precise_amount(self.market.client, request.symbol, request.amount)
+        amount = self.market.amount_to_precision(request.symbol, request.amount)
         if amount <= 0 or (rules.min_amount and amount < rules.min_amount):
             return Execution("rejected", reason=f"amount {request.amount:.10g} is below the market minimum "
                                                 f"{rules.min_amount} {rules.base} after rounding to its precision")
         book = book if book is not None else self.market.order_book(request.symbol)
         levels = book["asks"] if request.side == "buy" else book["bids"]
         price = book_price(levels, amount, None if levels else self.market.last_price(request.symbol))
+        return self._fill(request, amount, price)
+
+    def fill_at(self, request: OrderRequest, price: float) -> Execution:
+        """Fill ``request`` at ``price`` (before slippage): a resting stop order that the bar reached."""
+        amount = self.market.amount_to_precision(request.symbol, request.amount)
+        if amount <= 0:
+            return Execution("rejected", reason=f"amount {request.amount:.10g} is below the market's precision")
+        return self._fill(request, amount, price)
+
+    def _fill(self, request: OrderRequest, amount: float, price: float) -> Execution:
+        """Slippage, minimum value, fee and balance checks of a fill of ``amount`` at ``price``."""
+        rules = self.market.rules(request.symbol)
         price *= (1 + request.slippage) if request.side == "buy" else (1 - request.slippage)
         cost = amount * price
         if rules.min_cost and cost < rules.min_cost:
@@ -109,6 +113,8 @@ class PaperBroker:
 
 class SandboxBroker:
     """Real market orders on the exchange's testnet, idempotent by client order id."""
+
+    supports_stops = False  # a fill inside a bar that has already closed cannot be sent to an exchange
 
     def __init__(self, client: Any, policy: RetryPolicy) -> None:
         self.client = client

@@ -22,9 +22,12 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
+    insert,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -50,6 +53,10 @@ class Bot(Base):
     day: Mapped[str | None] = mapped_column(String(10), nullable=True)
     day_start_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     day_cash_flow: Mapped[float] = mapped_column(Float, default=0.0)
+    # The open position's entry: its fill price (stops are fractions of it) and the bar whose signal opened it
+    # (the entry filled at the next bar's open; stops are checked from the bar after that one).
+    entry_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    entry_bar: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Tick(Base):
@@ -111,6 +118,13 @@ class Event(Base):
     message: Mapped[str] = mapped_column(String(1000))
 
 
+# Statements a tick runs every bar, built once (building them costs more than running them on SQLite).
+_BOTS = Bot.__table__
+_READ_BOT = select(_BOTS).where(_BOTS.c.name == bindparam("b_name"))
+_MARK_BAR = update(_BOTS).where(_BOTS.c.name == bindparam("b_name")).values(last_bar=bindparam("b_bar"))
+_ADD_TICK = insert(Tick.__table__)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -122,10 +136,14 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def client_order_id(bot: str, bar_time: datetime) -> str:
-    """Deterministic id for the one order a bot may place for a bar (<= 36 chars, exchange-safe)."""
+def client_order_id(bot: str, bar_time: datetime, kind: str = "") -> str:
+    """Deterministic id for the one order a bot may place for a bar (<= 36 chars, exchange-safe).
+
+    ``kind`` ``"s"`` names the stop exit filled inside that bar, which is a different order from the one
+    the bar's signal sends for the next bar's open.
+    """
     digest = hashlib.sha1(bot.encode()).hexdigest()[:10]
-    return f"st{digest}-{int(as_utc(bar_time).timestamp() * 1000)}"
+    return f"st{digest}-{int(as_utc(bar_time).timestamp() * 1000)}{kind}"
 
 
 class Ledger:
@@ -143,6 +161,7 @@ class Ledger:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -183,6 +202,18 @@ class Ledger:
         with self._sessions() as s:
             return s.get(Bot, name)
 
+    def bot_state(self, name: str):
+        """One bot's row, read without the ORM (a tick reads it every bar): attributes as on ``Bot``, or None."""
+        with self.engine.connect() as connection:
+            return connection.execute(_READ_BOT, {"b_name": name}).first()
+
+    def mark_bar(self, name: str, bar: datetime, outcome: str, message: str = "") -> None:
+        """Record that the bot processed ``bar`` (its last bar and a tick row), in one transaction."""
+        with self.engine.begin() as connection:
+            connection.execute(_MARK_BAR, {"b_name": name, "b_bar": bar})
+            connection.execute(_ADD_TICK, {"bot": name, "bar_time": bar, "time": utcnow(), "outcome": outcome,
+                                           "message": message[:500]})
+
     def bots(self) -> list[Bot]:
         with self._sessions() as s:
             return list(s.scalars(select(Bot).order_by(Bot.name)))
@@ -222,6 +253,19 @@ class Ledger:
                 s.add(Event(time=utcnow(), bot=bot.name, kind="halt" if halted else "resume",
                             message=reason or ("halted by user" if halted else "resumed by user")))
             return [b.name for b in bots]
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a ledger written by an older systrade up to the current columns (nullable ones only)."""
+    from sqlalchemy import inspect, text
+
+    for table in Base.metadata.sorted_tables:
+        present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=engine.dialect)
+                with engine.begin() as connection:
+                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
 def _sqlite_pragmas(connection, _record) -> None:

@@ -25,6 +25,16 @@ class MarketRules:
     min_cost: float | None
 
 
+def precise_amount(client: Any, symbol: str, amount: float) -> float:
+    """``amount`` truncated to the market's precision; 0 when nothing is left after truncation."""
+    import ccxt
+
+    try:
+        return float(client.amount_to_precision(symbol, amount))
+    except ccxt.InvalidOrder:  # ccxt refuses amounts that truncate to zero
+        return 0.0
+
+
 class MarketData:
     """A ccxt client used for public calls only."""
 
@@ -46,6 +56,10 @@ class MarketData:
         limits = market.get("limits") or {}
         return MarketRules(symbol, market["base"], market["quote"], float(market.get("taker") or 0.0),
                            (limits.get("amount") or {}).get("min"), (limits.get("cost") or {}).get("min"))
+
+    def amount_to_precision(self, symbol: str, amount: float) -> float:
+        """``amount`` truncated to the market's precision (0 when nothing is left)."""
+        return precise_amount(self.client, symbol, amount)
 
     def server_time_ms(self) -> int:
         if self.client.has.get("fetchTime"):

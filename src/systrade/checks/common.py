@@ -1,0 +1,63 @@
+"""What the checks share: computing a strategy's raw signal columns and loading a check's inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from systrade.data.load import Candles, load_candles
+from systrade.errors import UserError
+from systrade.strategy import (
+    Strategy,
+    StrategyRef,
+    build_strategy,
+    load_strategy,
+    parse_param_overrides,
+    validate_signals,
+)
+
+SIGNAL_COLUMNS = ("entries", "exits", "short_entries", "short_exits")
+
+
+def raw_signals(strategy: Strategy, frame: pd.DataFrame, fill: bool = True) -> dict[str, np.ndarray | None]:
+    """The strategy's four signal columns on ``frame`` as validated boolean arrays, computed on a copy so the
+    strategy cannot change ``frame``. A column it does not give is all False, or None with ``fill=False`` (what
+    ``positions.resolve_signals`` needs to mirror a long-only strategy for shorts)."""
+    arrays = validate_signals(strategy.signals(frame.copy(deep=False)), frame, strategy.strategy_name())
+    if not fill:
+        return arrays
+    return {k: (v if v is not None else np.zeros(len(frame), dtype=bool)) for k, v in arrays.items()}
+
+
+def first_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], offset: int = 0
+                     ) -> tuple[int, str] | None:
+    """The earliest bar (``offset`` + position) where any column of ``a`` and ``b`` differs, with that column."""
+    best: tuple[int, str] | None = None
+    for column in SIGNAL_COLUMNS:
+        where = np.flatnonzero(a[column] != b[column])
+        if where.size and (best is None or where[0] + offset < best[0]):
+            best = (int(where[0]) + offset, column)
+    return best
+
+
+@dataclass
+class CheckInputs:
+    """A strategy instance and the one series of candles a check runs on."""
+
+    ref: StrategyRef
+    strategy: Strategy
+    candles: Candles
+
+
+def load_check_inputs(strategy: str, params: list[str] | None, strategies_dir: str, data_dir: str,
+                      data_file: str | None = None, exchange: str | None = None, symbol: str | None = None,
+                      timeframe: str | None = None, start: str | None = None, end: str | None = None) -> CheckInputs:
+    """Load and validate a strategy (with ``--param`` overrides) and one series of candles (the sample by default)."""
+    ref = load_strategy(strategy, strategies_dir)
+    instance = build_strategy(ref, parse_param_overrides(params))
+    candles = load_candles(data_dir, data_file, exchange, [symbol] if symbol else [], timeframe, start, end)
+    if len(candles) != 1:
+        raise UserError("checks run on one series; give one --symbol or one --data file")
+    return CheckInputs(ref, instance, candles[0])

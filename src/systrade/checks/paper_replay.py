@@ -1,0 +1,96 @@
+"""``paper replay``: pick the bot (a configured one, or one made from backtest options) and replay it.
+
+This sits above ``backtest`` and ``live``: it reuses the backtest's option handling (``prepare_backtest``:
+strategy, parameters, data, sizing, fees, slippage, stops) and hands the result to ``live.replay``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from systrade.backtest.request import BacktestOptions, prepare_backtest
+from systrade.checks.warmup import measure_warmup
+from systrade.config import BotSettings, Settings
+from systrade.data.load import Candles, load_candles
+from systrade.errors import UserError
+from systrade.live.replay import ReplayResult, replay, replay_bot_settings
+from systrade.positions import PositionRules
+from systrade.strategy import StrategyRef, build_strategy, load_strategy, parse_param_overrides
+
+
+@dataclass
+class ReplayRun:
+    """A finished replay with what it ran on."""
+
+    ref: StrategyRef
+    bot: BotSettings
+    configured_bot: bool
+    candles: Candles
+    rules: PositionRules
+    warmup: int
+    result: ReplayResult
+
+
+def run_replay(options: BacktestOptions, settings: Settings, history: int | None = None,
+               on_bar: Callable[[int, int], None] | None = None) -> ReplayRun:
+    """Replay ``options.strategy``: a configured bot's name (its settings) or a strategy with backtest options."""
+    bots = {bot.name: bot for bot in settings.paper.bots}
+    if options.strategy in bots:
+        configured = bots[options.strategy]
+        ref = load_strategy(configured.strategy, settings.strategies.dir)
+        params = {**configured.params, **parse_param_overrides(options.params)}
+        strategy = build_strategy(ref, params)
+        cls = ref.cls
+        rules = PositionRules(direction=configured.direction or cls.direction, size=configured.size,
+                              size_type=configured.size_type,
+                              fees=settings.backtest.fees if configured.fees is None else configured.fees,
+                              slippage=configured.slippage, stop_loss=cls.stop_loss, take_profit=cls.take_profit)
+        symbols = options.symbols or ([] if options.data_file else [configured.symbol])
+        candles = load_candles(settings.data.dir, options.data_file,
+                               options.exchange or (None if options.data_file else configured.exchange), symbols,
+                               options.timeframe or (None if options.data_file else configured.timeframe),
+                               options.start, options.end)[0]
+        bot = configured.model_copy(update={"params": strategy.param_values, "fees": rules.fees,
+                                            **({"candles": history} if history else {})})
+        cash = settings.backtest.cash if options.cash is None else options.cash
+    else:
+        prepared = prepare_backtest(options, settings)
+        if len(prepared.candles) != 1:
+            raise UserError("a replay runs one symbol; give one --symbol or one --data file")
+        ref = load_strategy(options.strategy, settings.strategies.dir)
+        strategy, rules, candles, cash = prepared.strategy, prepared.rules, prepared.candles[0], prepared.cash
+        bot = replay_bot_settings(strategy.strategy_name(), candles.symbol, candles.timeframe, rules,
+                                  strategy.param_values, history)
+    warmup = measure_warmup(strategy, candles.frame).warmup if len(candles.frame) >= 10 else 0
+    result = replay(ref, candles.frame, bot, rules, cash, warmup=warmup, on_bar=on_bar)
+    return ReplayRun(ref, bot, options.strategy in bots, candles, rules, warmup, result)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return None if value != value else value.isoformat()  # NaT != NaT
+    return value
+
+
+def replay_payload(run: ReplayRun) -> dict[str, Any]:
+    """The ``paper replay --json`` document (schema in docs/checks.md)."""
+    r = run.result
+    return {
+        "strategy": run.ref.cls.strategy_name(), "params": run.bot.params,
+        "bot": run.bot.name if run.configured_bot else None,
+        "symbol": run.candles.symbol, "timeframe": run.candles.timeframe, "bars": r.bars,
+        "start": run.candles.frame.index[0].isoformat(), "end": run.candles.frame.index[-1].isoformat(),
+        "history": r.history, "warmup": run.warmup, "rules": run.rules.to_dict(),
+        "initial_cash": r.initial_cash, "final_cash": r.final_cash, "final_position": r.final_position,
+        "final_equity": r.final_equity, "total_return_pct": (r.final_equity / r.initial_cash - 1) * 100.0,
+        "outcomes": r.outcomes,
+        "fills": [{k: _clean(v) for k, v in row.items()} for row in r.fills.to_dict("records")],
+        "trades": [{k: _clean(v) for k, v in row.items()} for row in r.trades.to_dict("records")],
+        "rejections": r.rejections, "errors": r.errors, "seconds": r.seconds,
+        "bars_per_second": r.bars_per_second, "data_source": run.candles.source, "synthetic": run.candles.synthetic,
+    }

@@ -1,0 +1,246 @@
+"""Parity check: the vectorized backtest and the replay of the daemon's tick code trade alike, trade by trade.
+
+Both run on the same candles with the same position rules (direction, sizing, granularity, fees,
+slippage, stops) and starting cash. Trades are compared in order on direction, entry and exit time,
+size and entry and exit price (sizes and prices to 1e-9 relative). Each difference comes with the most
+likely reason, found by looking at what the replay's ticks saw: a signal the tick computed differently
+from the full history (too little history, float rounding at a near-tie, or lookahead), an order it
+could not place, a stop that vectorbt lets replace a signal already acted on at the bar's open, or a
+fill at another bar or price.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from systrade.backtest.request import PreparedBacktest
+from systrade.checks.common import SIGNAL_COLUMNS, raw_signals
+from systrade.checks.warmup import measure_warmup
+from systrade.errors import UserError
+from systrade.live.replay import ReplayMarket, ReplayResult, replay, replay_bot_settings
+from systrade.positions import PositionRules, resolve_signals
+from systrade.strategy import Strategy, StrategyRef
+
+REL = 1e-9
+FIELDS = ("direction", "entry_time", "exit_time", "size", "entry_price", "exit_price")
+MAX_LISTED = 50
+
+
+@dataclass
+class ParityReport:
+    """Outcome of the parity check (``--json`` schema: these fields)."""
+
+    strategy: str
+    params: dict[str, Any]
+    symbol: str
+    timeframe: str
+    bars: int
+    rules: dict[str, Any]
+    history: int  # candles each replayed tick saw
+    warmup: int  # measured warmup the history was derived from
+    identical: bool
+    backtest_trades: int
+    replay_trades: int
+    differences: list[dict[str, Any]]  # the first MAX_LISTED, each with the trade number, fields and why
+    differences_total: int
+    replay_seconds: float
+    replay_bars_per_second: float
+    trades: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # backtest / replay trade lists
+    replay_stop_exits: int = 0  # fills of the replay that were stop exits
+    replay_rejections: list[str] = field(default_factory=list)
+    replay_errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def trade_record(row: Any) -> dict[str, Any]:
+    """One trade in the compared fields (times ISO, open trades with null exits)."""
+    return {"direction": str(row["direction"]), "entry_time": _iso(row["entry_time"]),
+            "entry_price": _number(row["entry_price"]), "exit_time": _iso(row["exit_time"]),
+            "exit_price": _number(row["exit_price"]), "size": _number(row["size"])}
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= REL * max(abs(a), abs(b))
+
+
+def compare_trades(backtest: list[dict], replayed: list[dict]) -> list[tuple[int, list[str]]]:
+    """(trade number, differing fields) for every position where the two lists differ."""
+    out = []
+    for i in range(max(len(backtest), len(replayed))):
+        if i >= len(backtest) or i >= len(replayed):
+            out.append((i, ["missing"]))
+            continue
+        a, b = backtest[i], replayed[i]
+        fields = [f for f in FIELDS if not (_close(a[f], b[f]) if f in ("size", "entry_price", "exit_price")
+                                              else a[f] == b[f])]
+        if fields:
+            out.append((i, fields))
+    return out
+
+
+class _Diagnosis:
+    """Finds why trade ``i`` differs, from the candles, the full-history signals and what the replay saw."""
+
+    def __init__(self, strategy: Strategy, frame: pd.DataFrame, rules: PositionRules, result: ReplayResult) -> None:
+        self.strategy, self.frame, self.rules, self.result = strategy, frame, rules, result
+        self.index = frame.index
+        self.full = resolve_signals(raw_signals(strategy, frame, fill=False), rules.direction)
+
+    def _bar(self, time: str | None) -> int | None:
+        if time is None:
+            return None
+        return int(self.index.get_loc(pd.Timestamp(time)))
+
+    def signal_mismatch(self, before: int) -> str | None:
+        """The first bar (< ``before``) whose signals the tick computed differently from the full history."""
+        ticks = len(self.index) - 1
+        for column in SIGNAL_COLUMNS:
+            differ = np.flatnonzero(self.result.signals[column][:ticks] != self.full[column][:ticks])
+            differ = differ[differ < before]
+            if differ.size:
+                bar = int(differ[0])
+                return self._explain_signal(bar, column)
+        return None
+
+    def _explain_signal(self, bar: int, column: str) -> str:
+        history = self.result.history
+        got, want = bool(self.result.signals[column][bar]), bool(self.full[column][bar])
+        text = (f"at bar {self.index[bar]} the tick computed {column}={got} from its last {history} candles, "
+                f"but the full history gives {want}")
+
+        def agrees(start: int) -> bool:
+            window = resolve_signals(raw_signals(self.strategy, self.frame.iloc[start:bar + 1], fill=False),
+                                     self.rules.direction)
+            return bool(window[column][-1]) == want
+
+        if not agrees(0):
+            return text + ("; even the whole history up to that bar gives a different signal: the strategy looks "
+                           "ahead (`systrade check lookahead`)")
+        longer = [agrees(bar + 1 - factor * history) for factor in (2, 4, 8) if bar + 1 - factor * history > 0]
+        if longer and any(longer) and not all(longer):
+            return text + ("; some longer histories agree and some do not: the signal flips with float rounding at "
+                           "a near-tie (e.g. two averages equal to the last digit), which no history length fixes")
+        return text + ("; more history gives the full history's signal: the tick's history is too short for this "
+                       "strategy (raise `candles`; `systrade check warmup` measures what it needs)")
+
+    def stop_conflict(self, trade: dict, other: dict | None) -> str | None:
+        """A stop reached inside the bar whose open a signal already closed or reversed the position at."""
+        exit_bar = self._bar(trade.get("exit_time"))
+        if exit_bar is None or exit_bar == 0 or (self.rules.stop_loss is None and self.rules.take_profit is None):
+            return None
+        opened = float(self.frame["open"].iloc[exit_bar])
+        slip = (1 - self.rules.slippage) if trade["direction"] == "long" else (1 + self.rules.slippage)
+        at_open = _close(trade["exit_price"], opened * slip)
+        if at_open:
+            return None  # the backtest exited at the open: a signal or a gap, not a stop inside the bar
+        closing = "exits" if trade["direction"] == "long" else "short_exits"
+        reversing = "short_entries" if trade["direction"] == "long" else "entries"
+        signal_bar = exit_bar - 1
+        if self.full[closing][signal_bar] or self.full[reversing][signal_bar]:
+            return (f"a stop level was reached inside bar {self.index[exit_bar]}, whose open the signal of bar "
+                    f"{self.index[signal_bar]} already closed or reversed the {trade['direction']} position at. "
+                    "The backtest (vectorbt) lets the stop replace that signal and exits at the stop level; a live "
+                    "bot acts at the open, before that bar's high and low exist, so it cannot do the same")
+        return None
+
+    def why(self, number: int, fields: list[str], backtest: list[dict], replayed: list[dict]) -> str:
+        a = backtest[number] if number < len(backtest) else None
+        b = replayed[number] if number < len(replayed) else None
+        times = [self._bar(t) for t in ((a or {}).get("entry_time"), (b or {}).get("entry_time"),
+                                        (a or {}).get("exit_time"), (b or {}).get("exit_time")) if t]
+        first_event = min(times) if times else len(self.index)
+        for trade, other in ((a, b), (b, a)):
+            if trade is not None:
+                conflict = self.stop_conflict(trade, other)
+                if conflict and (other is None or trade.get("exit_time") != other.get("exit_time")
+                                 or not _close(trade["exit_price"], other["exit_price"])):
+                    return conflict
+        mismatch = self.signal_mismatch(first_event)
+        if mismatch:
+            return mismatch
+        if self.result.errors:
+            return f"a tick failed: {self.result.errors[0]}"
+        for rejection in self.result.rejections:
+            return f"the replay's order was rejected: {rejection}"
+        if a is None:
+            return f"the replay has trade {number + 1} but the backtest has no such trade"
+        if b is None:
+            return f"the backtest has trade {number + 1} but the replay does not"
+        return self._describe(fields, a, b)
+
+    def _describe(self, fields: list[str], a: dict, b: dict) -> str:
+        parts = []
+        for name in fields:
+            if name.endswith("_time") and a[name] and b[name]:
+                shift = self._bar(b[name]) - self._bar(a[name])
+                when = f"{abs(shift)} bar{'s' if abs(shift) != 1 else ''} {'later' if shift > 0 else 'earlier'}"
+                parts.append(f"the replay's {name.replace('_time', '')} filled {when} ({b[name]} instead of {a[name]})")
+            elif name in ("entry_price", "exit_price"):
+                parts.append(f"{name.replace('_', ' ')} {b[name]!r} instead of {a[name]!r}")
+            elif name == "size":
+                cause = ("sized at another price" if {"entry_time", "entry_price"} & set(fields)
+                         else "the cash before the order or the rounding to the granularity differed")
+                parts.append(f"size {b[name]!r} instead of {a[name]!r} ({cause})")
+            else:
+                parts.append(f"{name} {b[name]!r} instead of {a[name]!r}")
+        return "; ".join(parts)
+
+
+def check_parity(prepared: PreparedBacktest, ref: StrategyRef, history: int | None = None,
+                 market_factory: Callable[..., ReplayMarket] | None = None,
+                 on_bar: Callable[[int, int], None] | None = None) -> ParityReport:
+    """Run the backtest and the replay of the daemon's ticks on the same candles and compare their trades.
+
+    ``history`` is the candles per tick (default: the daemon's rule, measured warmup + 250).
+    ``market_factory(frame, symbol, fee, granularity)`` replaces the replay's market (for tests).
+    """
+    if len(prepared.candles) != 1:
+        raise UserError("check parity compares one symbol; give one --symbol or one --data file")
+    candles = prepared.candles[0]
+    strategy, rules = prepared.strategy, prepared.rules
+    warmup = measure_warmup(strategy, candles.frame).warmup if len(candles.frame) >= 10 else 0
+    run = prepared.run()
+    backtest = [trade_record(row) for _, row in run.results[0].trades.iterrows()]
+    bot = replay_bot_settings(strategy.strategy_name(), candles.symbol, candles.timeframe, rules,
+                              strategy.param_values, history=history)
+    market = market_factory(candles.frame, candles.symbol, rules.fees, rules.granularity) if market_factory else None
+    result = replay(ref, candles.frame, bot, rules, prepared.cash, warmup=warmup, market=market, on_bar=on_bar)
+    replayed = [trade_record(row) for _, row in result.trades.iterrows()]
+    found = compare_trades(backtest, replayed)
+    differences = []
+    if found:
+        diagnosis = _Diagnosis(strategy, candles.frame, rules, result)
+        for number, fields in found[:MAX_LISTED]:
+            differences.append({
+                "trade": number + 1, "fields": fields,
+                "backtest": backtest[number] if number < len(backtest) else None,
+                "replay": replayed[number] if number < len(replayed) else None,
+                "why": diagnosis.why(number, fields, backtest, replayed) if number == found[0][0]
+                else "follows the first difference (positions and cash have diverged)",
+            })
+    return ParityReport(
+        strategy=strategy.strategy_name(), params=strategy.param_values, symbol=candles.symbol,
+        timeframe=candles.timeframe, bars=len(candles.frame), rules=rules.to_dict(), history=result.history,
+        warmup=warmup, identical=not found, backtest_trades=len(backtest), replay_trades=len(replayed),
+        differences=differences, differences_total=len(found), replay_seconds=result.seconds,
+        replay_bars_per_second=result.bars_per_second, trades={"backtest": backtest, "replay": replayed},
+        replay_stop_exits=int((result.fills["action"] == "stop").sum()) if len(result.fills) else 0,
+        replay_rejections=result.rejections, replay_errors=result.errors)

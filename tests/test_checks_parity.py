@@ -1,0 +1,202 @@
+"""Parity: the vectorized backtest and the replay of the daemon's tick code trade alike on real data.
+
+The one difference that cannot go away: vectorbt lets a stop reached inside bar t replace a signal that acts
+at bar t's open, which a live bot (acting at that open, before the bar's high and low exist) cannot do. Runs
+with stops therefore pass when identical, or when the first difference is exactly that conflict, named as
+such, after trades (stop exits among them) that matched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import STRATEGIES, shared_file
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_checks_lookahead import check_cli
+from test_replay import candles, run_both, scripted
+
+from systrade.backtest.request import BacktestOptions, prepare_backtest
+from systrade.checks.parity import check_parity
+from systrade.config import Settings, StrategySettings
+from systrade.strategy import load_strategy
+
+CONFLICT = "stop level was reached inside bar"
+ETH = {"data_file": "ETH_BTC-5m.csv", "start": "2018-01-17", "end": "2018-01-18T12:00", "fees": 0.001,
+       "slippage": 0.0005}
+ORCL = {"data_file": "orcl-1995-2014.txt", "start": "2009-06-01", "end": "2011-06-30", "fees": 0.0005,
+        "slippage": 0.001, "granularity": 1.0}
+CASES = [
+    ("sma_cross", ETH, {"direction": "both", "stop_loss": 0.01, "take_profit": 0.02}),
+    ("rsi_reversion", ETH, {"direction": "both", "params": ["window=7", "oversold=35", "overbought=65"]}),
+    ("bollinger_breakout", ETH, {"direction": "long", "stop_loss": 0.005, "take_profit": 0.01}),
+    ("donchian_breakout", ETH, {"direction": "both"}),
+    ("macd_trend", ETH, {"direction": "long", "stop_loss": 0.01, "take_profit": 0.02}),
+    ("sma_cross", ORCL, {"direction": "long"}),
+    ("rsi_reversion", ORCL, {"direction": "both", "stop_loss": 0.05, "take_profit": 0.08}),
+    ("bollinger_breakout", ORCL, {"direction": "short"}),
+    ("donchian_breakout", ORCL, {"direction": "long", "stop_loss": 0.04, "take_profit": 0.08}),
+    ("macd_trend", ORCL, {"direction": "both"}),
+]
+
+
+def parity(strategy: str, data: dict, extra: dict, history: int | None = None):
+    options = BacktestOptions(strategy, **{**data, "data_file": str(shared_file(data["data_file"]))}, **extra)
+    prepared = prepare_backtest(options, Settings(strategies=StrategySettings(dir=str(STRATEGIES))))
+    return check_parity(prepared, load_strategy(strategy, STRATEGIES), history=history)
+
+
+def stop_exits(trades: list[dict], frame: pd.DataFrame, slippage: float) -> int:
+    """Trades that exited inside a bar (not at its open): stop exits."""
+    count = 0
+    for t in trades:
+        if t["exit_time"]:
+            opened = frame.loc[pd.Timestamp(t["exit_time"]), "open"]
+            at_open = opened * (1 - slippage if t["direction"] == "long" else 1 + slippage)
+            count += abs(t["exit_price"] / at_open - 1) > 1e-9
+    return count
+
+
+@pytest.mark.parametrize("strategy, data, extra", CASES,
+                         ids=[f"{s}-{'eth' if d is ETH else 'orcl'}-{e['direction']}"
+                              f"{'-stops' if 'stop_loss' in e else ''}" for s, d, e in CASES])
+def test_bundled_strategy_parity_on_real_data(strategy: str, data: dict, extra: dict) -> None:
+    report = parity(strategy, data, extra)
+    assert report.backtest_trades >= 2 and report.replay_errors == [] and report.replay_rejections == []
+    if "stop_loss" not in extra:
+        assert report.identical, report.differences[:1]
+        return
+    if report.identical:
+        assert report.replay_stop_exits >= 5  # the stops were exercised, and every one matched
+        return
+    first = report.differences[0]
+    assert CONFLICT in first["why"], first
+    assert first["fields"] == ["exit_price"] and first["backtest"]["exit_time"] == first["replay"]["exit_time"]
+    frame = pd.read_csv(shared_file(data["data_file"]), index_col=0, parse_dates=True)
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    frame.columns = [c.lower() for c in frame.columns]
+    matched = report.trades["backtest"][:first["trade"] - 1]
+    assert stop_exits(matched, frame, data["slippage"]) >= 1  # stops fired and matched before the conflict
+
+
+def test_a_conflict_on_real_data_is_named() -> None:
+    """ORCL, 6 May 2010 (the flash crash): sma_cross's exit acts at the open and the 5% stop is reached later."""
+    report = parity("sma_cross", {**ORCL, "start": "2010-01-01", "end": "2010-12-31"},
+                    {"direction": "long", "stop_loss": 0.05, "take_profit": 0.1})
+    assert not report.identical
+    first = report.differences[0]
+    assert first["backtest"]["exit_time"].startswith("2010-05-06")
+    assert f"{CONFLICT} 2010-05-06" in first["why"] and "a live bot acts at the open" in first["why"]
+    assert first["replay"]["exit_price"] > first["backtest"]["exit_price"]  # the open was above the stop level
+
+
+def test_too_little_history_is_found_and_named() -> None:
+    report = parity("macd_trend", ETH, {"direction": "long"}, history=60)
+    assert not report.identical
+    assert "history is too short" in report.differences[0]["why"]
+
+
+@st.composite
+def markets(draw):
+    n = draw(st.integers(30, 70))
+    seed = draw(st.integers(0, 10_000))
+    rng = np.random.default_rng(seed)
+    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.015, n))), 2)
+    opens = np.round(np.r_[100.0, close[:-1]] * np.exp(rng.normal(0, 0.006, n)), 2)  # gaps at the open
+    high = np.round(np.maximum(opens, close) * (1 + np.abs(rng.normal(0, 0.008, n))), 2)
+    low = np.round(np.minimum(opens, close) * (1 - np.abs(rng.normal(0, 0.008, n))), 2)
+    frame = candles(list(zip(opens, high, low, close, strict=True)))
+    p = draw(st.sampled_from([0.1, 0.2, 0.35]))
+    marks = {c: list(np.flatnonzero(rng.random(n) < p)) for c in ("entries", "exits", "short_entries", "short_exits")}
+    if draw(st.booleans()):
+        marks = {"entries": marks["entries"], "exits": marks["exits"]}  # symmetric: mirrored for shorts
+    direction = draw(st.sampled_from(["long", "short", "both"]))
+    sizing = draw(st.sampled_from([("all", "percent"), (30.0, "amount"), (4000.0, "value")]
+                                  + ([(50.0, "percent")] if direction != "both" else [])))
+    rules = {"direction": direction, "size": sizing[0], "size_type": sizing[1],
+             "fees": draw(st.sampled_from([0.0, 0.001])), "slippage": draw(st.sampled_from([0.0, 0.002])),
+             "granularity": draw(st.sampled_from([None, 1.0, 0.01])),
+             "stop_loss": draw(st.sampled_from([None, 0.01, 0.03])),
+             "take_profit": draw(st.sampled_from([None, 0.02, 0.05]))}
+    return frame, marks, rules
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(markets())
+def test_random_markets_and_signals_trade_alike(case) -> None:
+    """Random gapping candles, random signals, every sizing, direction, cost and stop setting."""
+    frame, marks, rules = case
+    report = run_both(scripted(frame, **marks), frame, history=4, **rules)
+    if not report.identical:
+        first = report.differences[0]
+        assert CONFLICT in first["why"], (rules, first)
+
+
+def test_check_parity_command_passes_on_real_data(workdir: Path) -> None:
+    path = shared_file("orcl-1995-2014.txt")
+    result = check_cli("check", "parity", "donchian_breakout", "--data", str(path), "--start", "2013-04-01",
+                       "--fees", "0.001", "--slippage", "0.001", "--granularity", "1", "--json", "p.json", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "parity: every trade is identical" in result.stdout
+    document = json.loads((workdir / "p.json").read_text())
+    assert document["identical"] is True and document["differences"] == []
+    assert document["backtest_trades"] == document["replay_trades"] >= 4
+    assert len(document["trades"]["backtest"]) == document["backtest_trades"]
+
+
+LATE_REPLAY = """
+import sys
+import systrade.cli.check
+from systrade.cli import main
+from systrade.live import replay
+
+
+class LateMarket(replay.ReplayMarket):
+    '''Fills the third order one bar late: at the open after the one the tick acts at.'''
+
+    orders = 0
+    shift = 0
+
+    def advance(self, closed):
+        self.shift = 0
+        super().advance(closed)
+
+    def order_book(self, symbol):
+        LateMarket.orders += 1
+        if LateMarket.orders == 3:
+            self.shift = 1
+        return super().order_book(symbol)
+
+    def next_open(self):
+        return float(self.opens[self.closed + self.shift])
+
+    def now(self):
+        return self.times[self.closed + self.shift].to_pydatetime()
+
+
+replay.ReplayMarket = LateMarket
+main(sys.argv[1:])
+"""
+
+
+def test_a_broken_replay_fails_the_check_and_names_the_first_differing_trade(workdir: Path) -> None:
+    path = shared_file("orcl-1995-2014.txt")
+    env = {k: v for k, v in os.environ.items() if k != "SYSTRADE_CONFIG"}
+    result = subprocess.run([sys.executable, "-c", LATE_REPLAY, "check", "parity", "sma_cross", "--data", str(path),
+                             "--start", "2012-10-01", "--json", "late.json"], cwd=workdir, capture_output=True,
+                            text=True, timeout=300, env={**env, "COLUMNS": "200"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "trade 2: entry_time, size, entry_price differ" in result.stdout
+    assert "the replay's entry filled 1 bar later" in result.stdout
+    document = json.loads((workdir / "late.json").read_text())
+    first = document["differences"][0]
+    assert document["identical"] is False and first["trade"] == 2
+    entry = pd.Timestamp(first["backtest"]["entry_time"])
+    assert pd.Timestamp(first["replay"]["entry_time"]) > entry
