@@ -118,6 +118,10 @@ def _bad_inputs(workdir: Path) -> dict[str, tuple[list[str], str]]:
     (workdir / "bad_dates.csv").write_text("date,open,high,low,close\nyesterday,1,2,0.5,1\nsoon,1,2,0.5,1\n")
     random_walk_csv(workdir / "ok.csv", n=60)
     (workdir / "bad.toml").write_text("[backtest]\ncash = 100\ncolour = 'red'\n")
+    rows = (workdir / "ok.csv").read_text().splitlines()
+    cells = rows[31].split(",")
+    cells[3] = "0"  # the low of the 31st candle
+    (workdir / "zero_price.csv").write_text("\n".join([*rows[:31], ",".join(cells), *rows[32:]]) + "\n")
     return {
         "syntax error": (["syntax.py"], "syntax.py: syntax error on line 2"),
         "no strategy class": (["empty.py"], "empty.py defines no Strategy subclass"),
@@ -131,12 +135,13 @@ def _bad_inputs(workdir: Path) -> dict[str, tuple[list[str], str]]:
         "bad size": (["sma_cross", "--size", "lots"], "--size 'lots' is not valid"),
         "bad config key": (["sma_cross", "--config", "bad.toml"], "backtest.colour: unknown key"),
         "percent reversal": (["sma_cross", "--direction", "both", "--size", "50"], "percent sizing cannot reverse"),
+        "zero price": (["sma_cross", "--data", "zero_price.csv"], "has a price of zero or less"),
     }
 
 
 @pytest.mark.parametrize("case", ["syntax error", "no strategy class", "unknown name", "out of range param",
                                   "unknown param", "no ohlc columns", "unparsable dates", "missing file",
-                                  "empty range", "bad size", "bad config key", "percent reversal"])
+                                  "empty range", "bad size", "bad config key", "percent reversal", "zero price"])
 def test_bad_input_gets_one_clear_line_exit_2_and_writes_nothing(run_cli, workdir: Path, case: str) -> None:
     args, expected = _bad_inputs(workdir)[case]
     before = tree(workdir)

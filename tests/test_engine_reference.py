@@ -1,8 +1,10 @@
-"""The vectorbt engine (``systrade.backtest.engine.simulate``) against the plain-loop reference in reference_sim.py.
+"""The fill model as a backtest runs it (``systrade.backtest.engine.simulate``) against the plain-loop reference.
 
-Random single-symbol markets and sparse signals go through both; every fill (bar, side, size, price, fee)
-and the equity curve must agree to 1e-9 relative. Hand-worked known-answer cases pin the numbers, including
-granularity cases that vectorbt's float floor used to get wrong (the engine now trades whole lots).
+Random single-symbol markets, sparse signals and random rules (sizes, lots, minimums, fees per side, ticks,
+stops) go through both; every fill (bar, side, size, price, fee), every skipped order (bar, reason) and the
+equity curve vectorbt reports from the fills must agree to 1e-9 relative. Where vectorbt's own rules and
+ours coincide (no stops, lots or minimums), the fills must also equal ``vectorbt.Portfolio.from_signals``
+bar for bar: an independent implementation of the same rules. Hand-worked known-answer cases pin numbers.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, note, reject, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from reference_sim import Fill, Result, simulate_reference
 
 from systrade.backtest.engine import simulate
-from systrade.positions import PositionRules
+from systrade.sim.rules import PositionRules
 
 REL = 1e-9
 BAR = pd.Timedelta("1h")
@@ -48,8 +50,13 @@ def engine_fills(sim) -> list[Fill]:
     """The engine's fills in units (``Simulation.orders``), bar positions counted from 0."""
     orders = sim.orders()
     index = sim.index
-    return [Fill(int(index.get_loc(r.time)), r.side, float(r.size), float(r.price), float(r.fees))
+    return [Fill(int(index.get_loc(r.time)), r.side, float(r.size), float(r.price), float(r.fees), r.kind)
             for r in orders.itertuples()]
+
+
+def engine_skips(sim) -> list[tuple[int, str]]:
+    index = sim.index
+    return [(int(index.get_loc(r.time)), r.reason) for r in sim.skipped().itertuples()]
 
 
 def engine_equity(sim) -> np.ndarray:
@@ -71,40 +78,29 @@ def same_fill(e: Fill, r: Fill) -> bool:
             and close_enough(e.fee, r.fee, abs_=1e-12 * notional))
 
 
-def float_boundary_entry(e: Fill, r: Fill, granularity: float | None) -> bool:
-    """An entry (or the opening part of a reversal) whose exact size sits on a lot boundary (reason ``tie``).
-
-    cash / price lands within float noise of a whole number of lots; the engine's float floor may take one
-    lot less, which never spends more than the cash there is. Both are right up to float noise, so such an
-    example is discarded rather than compared further (closes are always exact: the engine trades lots).
-    """
-    return (granularity is not None and "tie" in r.reason and r.reason.split()[0] in ("open", "reverse")
-            and e.bar == r.bar and e.side == r.side and close_enough(e.size, r.size - granularity))
-
-
 def assert_matches(open_, high, low, close, signals, cash, **rules) -> None:
     ref = run_reference(open_, high, low, close, signals, cash, **rules)
     pf = run_engine(open_, high, low, close, signals, cash, **rules)
     got = engine_fills(pf)
     for k, (e, r) in enumerate(zip(got, ref.fills, strict=False)):
         if not same_fill(e, r):
-            if float_boundary_entry(e, r, rules.get("granularity")):
-                event("discarded: entry size on a float lot boundary")
-                reject()
             raise AssertionError(f"fill #{k} differs:\n  engine    {e}\n  reference {r}\n"
                                  f"engine fills {got[max(0, k - 2):k + 2]}\nreference fills "
                                  f"{ref.fills[max(0, k - 2):k + 2]}")
     assert len(got) == len(ref.fills), (f"engine has {len(got)} fills, reference {len(ref.fills)}:\n"
                                         f"{got[len(ref.fills):]}\n{ref.fills[len(got):]}")
+    assert engine_skips(pf) == [(k.bar, k.reason) for k in ref.skipped]
     value = engine_equity(pf)
     assert value.shape == (len(close),)
     for i, (e, r) in enumerate(zip(value, ref.equity, strict=True)):
         assert close_enough(float(e), r, abs_=1e-9 * cash), f"equity differs at bar {i}: engine {e}, reference {r}"
     # What the example exercised, for --hypothesis-show-statistics.
     event(f"fills: {'none' if not got else '1-3' if len(got) < 4 else '4+'}")
-    for tag in ("stop", "reverse", "partial", "tie"):
+    for tag in ("stop_loss", "take_profit", "reverse", "partial", "tie"):
         if any(tag in f.reason for f in ref.fills):
             event(f"has a {tag} fill")
+    for skip in ref.skipped:
+        event(f"has a {skip.reason} skip")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -170,6 +166,10 @@ def scenarios(draw, directions=("long", "short", "both"), stops: bool | None = N
         direction=direction, size=size, size_type=size_type,
         granularity=draw(st.sampled_from([None, 1.0, 0.001])),
         fees=draw(fraction(0.01)), slippage=draw(fraction(0.01)),
+        sell_fees=draw(st.none() | fraction(0.01)),
+        min_cost=draw(st.sampled_from([None, None, 0.02 * cash, 0.3 * cash])),
+        min_amount=draw(st.sampled_from([None, None, 0.01 * cash / open_[0]])),
+        tick=draw(st.sampled_from([None, 0.01, 0.5])),
     )
     if stops is None:
         stops = draw(st.booleans())
@@ -342,8 +342,9 @@ def test_known_reversal_with_all_cash_uses_the_cash_after_closing():
 
 def test_known_stops():
     # Long entry fills at bar 1's open 100 * 1.001 = 100.1 (slippage 0.1%): SL 5% -> level 95.095.
-    # Bar 1 (the entry bar) trades down to 90 but stops only count from the next bar.
-    # Bar 2 low 95 <= 95.095 -> exit at the level with slippage: 95.095 * 0.999 = 94.999905.
+    # Bar 1, the entry bar itself, trades down to 90 after the open: step 3 of the order of events checks
+    # the position entered at this open, so it exits in bar 1 at the level with slippage: 95.095 * 0.999.
+    # (Until the one fill model, stops counted only from the bar after the entry.)
     o = [100.0, 100.0, 99.0, 99.0]
     h = [100.0, 101.0, 99.5, 99.5]
     lo = [100.0, 90.0, 95.0, 98.0]
@@ -351,7 +352,7 @@ def test_known_stops():
     ref, fills, _ = both(o, h, lo, o, signals, 1000.0, stop_loss=0.05, slippage=0.001)
     units = 1000 / 100.1
     for got in (ref.fills, fills):
-        assert_fills(got, [(1, "buy", units, 100.1, 0.0), (2, "sell", units, 95.095 * 0.999, 0.0)])
+        assert_fills(got, [(1, "buy", units, 100.1, 0.0), (1, "sell", units, 95.095 * 0.999, 0.0)])
 
     # Gap through the stop: bar 2 opens at 90 below the level 95 -> exit at the open 90.
     o2 = [100.0, 100.0, 90.0, 91.0]
@@ -372,27 +373,73 @@ def test_known_stops():
         assert_fills(got, [(1, "sell", 10.0, 99.8, 0.998), (2, "buy", 10.0, 89.99964, 0.8999964)])
 
 
-def test_known_stop_loss_is_checked_before_take_profit():
-    # Entry at 100 with SL 5% (95) and TP 5% (105). Bar 2 opens at 106, above the TP, and later trades at 94:
-    # as the rules say, the SL is checked first, so it exits at the SL level 95 (not at the open 106).
+def test_known_open_beyond_take_profit_exits_at_the_open():
+    # Entry at 100 with SL 5% (95) and TP 5% (105). Bar 2 opens at 106, above the TP, and later trades at 94.
+    # Step 1: the open has crossed the TP, so the position exits at the open 106, before the low exists.
+    # (vectorbt's from_signals checks the stop loss first over the whole bar and exits at 95.)
     o = [100.0, 100.0, 106.0, 100.0]
     signals = {"entries": [True, False, False, False]}
     ref, fills, _ = both(o, [100.0, 100.5, 107.0, 101.0], [100.0, 99.5, 94.0, 99.0], o, signals, 1000.0,
                          stop_loss=0.05, take_profit=0.05)
     for got in (ref.fills, fills):
+        assert_fills(got, [(1, "buy", 10.0, 100.0, 0.0), (2, "sell", 10.0, 106.0, 0.0)])
+
+
+def test_known_stop_loss_is_assumed_before_take_profit_inside_a_bar():
+    # Entry at 100, SL 95, TP 105. Bar 2 opens at 100 between the levels and trades from 94 to 106: the order of
+    # high and low is unknown, so the stop loss is assumed first: exit at 95.
+    o = [100.0, 100.0, 100.0, 100.0]
+    signals = {"entries": [True, False, False, False]}
+    ref, fills, _ = both(o, [100.0, 100.5, 106.0, 101.0], [100.0, 99.5, 94.0, 99.0], o, signals, 1000.0,
+                         stop_loss=0.05, take_profit=0.05)
+    for got in (ref.fills, fills):
         assert_fills(got, [(1, "buy", 10.0, 100.0, 0.0), (2, "sell", 10.0, 95.0, 0.0)])
 
 
-def test_known_stop_replaces_the_signal_at_the_same_open():
-    # direction both: long from bar 1 at 100 with SL 5%. Bar 3 is where both the SL (open 94 <= 95) and a
-    # reversal (exit computed on bar 2) would act: the stop closes at the open and the reversal is dropped;
-    # the next signal (an entry on bar 3) opens a new long at bar 4.
+def test_known_stop_at_the_open_then_the_signal_acts_on_the_flat_position():
+    # direction both: long from bar 1 at 100 with SL 5% (95). At bar 3's open (94) the stop has been crossed:
+    # step 1 sells the 10 units at 94. The exit computed on bar 2 is, for direction both, a short entry; it is
+    # decided against the now flat position, so it opens a 10-unit short at the same open (step 2). Its SL is
+    # 94 * 1.05 = 98.7, never reached. The entry on bar 3 reverses at bar 4's open 96: buy 20.
     o = [100.0, 100.0, 99.0, 94.0, 96.0]
     signals = {"entries": [True, False, False, True, False], "exits": [False, False, True, False, False]}
     ref, fills, _ = both(o, [x + 1 for x in o], [x - 0.5 for x in o], o, signals, 2000.0, direction="both",
                          size=10.0, size_type="amount", stop_loss=0.05)
     for got in (ref.fills, fills):
-        assert_fills(got, [(1, "buy", 10.0, 100.0, 0.0), (3, "sell", 10.0, 94.0, 0.0), (4, "buy", 10.0, 96.0, 0.0)])
+        assert_fills(got, [(1, "buy", 10.0, 100.0, 0.0), (3, "sell", 10.0, 94.0, 0.0), (3, "sell", 10.0, 94.0, 0.0),
+                           (4, "buy", 20.0, 96.0, 0.0)])
+    assert [f.reason for f in fills] == ["open", "stop_loss", "open", "reverse"]
+
+
+def test_known_a_position_closed_at_the_open_is_not_stopped_later_in_that_bar():
+    # Long at bar 1's open 100, SL 5% (95). The exit computed on bar 2 closes it at bar 3's open 99; bar 3 then
+    # trades down to 90, through the old stop level: nothing more happens (vectorbt's from_signals would
+    # replace the close at 99 with a stop exit at 95).
+    o = [100.0, 100.0, 99.0, 99.0, 98.0]
+    signals = {"entries": [True, False, False, False, False], "exits": [False, False, True, False, False]}
+    ref, fills, _ = both(o, [x + 1 for x in o], [99.5, 99.5, 98.5, 90.0, 97.0], o, signals, 1000.0, stop_loss=0.05)
+    for got in (ref.fills, fills):
+        assert_fills(got, [(1, "buy", 10.0, 100.0, 0.0), (3, "sell", 10.0, 99.0, 0.0)])
+
+
+def test_known_minimum_cost_skips_an_entry_and_is_reported():
+    # cash 1000, lot 1, min cost 1500 at open 101: 9 units worth 909 < 1500: not placed, reported as min_cost.
+    signals = {"entries": [True, False, False, False, False]}
+    pf = run_engine(OPEN5, HIGH5, LOW5, CLOSE5, signals, 1000.0, granularity=1.0, min_cost=1500.0)
+    ref = run_reference(OPEN5, HIGH5, LOW5, CLOSE5, signals, 1000.0, granularity=1.0, min_cost=1500.0)
+    assert engine_fills(pf) == [] and ref.fills == []
+    assert engine_skips(pf) == [(1, "min_cost")] == [(k.bar, k.reason) for k in ref.skipped]
+
+
+def test_known_sell_fees_differ_from_buy_fees():
+    # fees 0.1% on the buy, 0.3% on the sell (a sell tax). Cash 1010 at 101: units = 1010 / (101 * 1.001),
+    # buy fee = 1010 - 1010 / 1.001; sold at 103: fee = 0.003 * units * 103.
+    signals = {"entries": [True, False, False, False, False], "exits": [False, False, True, False, False]}
+    ref, fills, _ = both(OPEN5, HIGH5, LOW5, CLOSE5, signals, 1010.0, fees=0.001, sell_fees=0.003)
+    units = 1010 / (101 * 1.001)
+    for got in (ref.fills, fills):
+        assert_fills(got, [(1, "buy", units, 101.0, 1010 - 1010 / 1.001),
+                           (3, "sell", units, 103.0, 0.003 * units * 103)])
 
 
 def test_known_conflicts_cancel():
@@ -440,3 +487,52 @@ def test_engine_amount_that_is_a_multiple_is_not_rounded_down():
     pf = run_engine(OPEN5, HIGH5, LOW5, CLOSE5, {"entries": [True, False, False, False, False]}, 1000.0,
                     size=0.043, size_type="amount", granularity=0.001)
     assert_fills(engine_fills(pf), [(1, "buy", 0.043, 101.0, 0.0)])
+
+
+# --------------------------------------------------------------------------------------------------
+# vectorbt's from_signals: an independent implementation where its rules and ours coincide
+# --------------------------------------------------------------------------------------------------
+
+def from_signals_fills(open_, high, low, close, signals: dict, cash: float, rules: PositionRules) -> list[Fill]:
+    """The same case through ``vectorbt.Portfolio.from_signals`` (signals moved to their fill bar, at the open)."""
+    import vectorbt as vbt
+
+    from systrade.sim.rules import resolve_signals, to_fill_bars
+
+    n = len(close)
+    index = pd.date_range("2024-01-01", periods=n, freq="1h")
+    arrays = {name: None if signals.get(name) is None else np.asarray(signals[name], dtype=bool)
+              for name in ("entries", "exits", "short_entries", "short_exits")}
+    fill_bars = to_fill_bars(resolve_signals(arrays, rules.direction))
+    if rules.size == "all":
+        size, size_type = np.inf, "amount"
+    elif rules.size_type == "percent":
+        size, size_type = float(rules.size) / 100.0, "percent"
+    else:
+        size, size_type = float(rules.size), rules.size_type
+    opens = pd.Series(open_, index=index)
+    pf = vbt.Portfolio.from_signals(
+        close=pd.Series(close, index=index), entries=fill_bars["entries"], exits=fill_bars["exits"],
+        short_entries=fill_bars["short_entries"], short_exits=fill_bars["short_exits"], price=opens,
+        val_price=opens, open=opens, high=pd.Series(high, index=index), low=pd.Series(low, index=index),
+        init_cash=cash, size=size, size_type=size_type, fees=rules.fees, slippage=rules.slippage,
+        upon_long_conflict="ignore", upon_short_conflict="ignore", upon_dir_conflict="ignore",
+        upon_opposite_entry="reverse", accumulate=False, freq="1h")
+    records = pf.orders.values
+    return [Fill(int(r["idx"]), "buy" if r["side"] == 0 else "sell", float(r["size"]), float(r["price"]),
+                 float(r["fees"])) for r in records]
+
+
+@property_settings(100)
+@given(scenarios(stops=False))
+def test_fills_equal_vectorbt_from_signals_where_the_rules_coincide(case):
+    open_, high, low, close, signals, cash, rules = case
+    rules.update(granularity=None, sell_fees=None, min_cost=None, min_amount=None, tick=None)
+    pf = run_engine(open_, high, low, close, signals, cash, **rules)
+    ours = engine_fills(pf)
+    theirs = from_signals_fills(open_, high, low, close, signals, cash, PositionRules(**rules))
+    assert len(ours) == len(theirs), f"fill model {ours}\nvectorbt {theirs}"
+    for k, (e, v) in enumerate(zip(ours, theirs, strict=True)):
+        assert same_fill(e, v), f"fill #{k} differs:\n  fill model {e}\n  vectorbt   {v}"
+    expected_value = pf.portfolio.value().to_numpy()[:, 0]
+    assert np.allclose(engine_equity(pf), expected_value, rtol=1e-9)

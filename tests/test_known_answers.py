@@ -12,7 +12,7 @@ from conftest import STRATEGIES, shared_file
 from systrade.backtest.metrics import compute_metrics, max_drawdown
 from systrade.backtest.run import run_backtest
 from systrade.data.load import load_candles
-from systrade.positions import PositionRules
+from systrade.sim.rules import PositionRules
 from systrade.strategy import build_strategy, load_strategy
 
 

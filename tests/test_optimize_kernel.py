@@ -1,7 +1,8 @@
-"""The fused sweep kernel against the vectorbt engine: same equity, same metrics, same return blocks.
+"""The fused sweep kernel against a backtest: same equity, same metrics, same return blocks.
 
-Random markets and sparse random signals go through ``run_backtest`` (what ``systrade backtest`` runs: the
-vectorbt engine, then ``metrics.py``) and through the kernel; every metric must agree to 1e-9, the equity
+Random markets, sparse random signals and random rules (sizes, lots, minimums, fees per side, stops, ticks)
+go through ``run_backtest`` (what ``systrade backtest`` runs: the fill model, then vectorbt's reports and
+``metrics.py``) and through the kernel; every metric must agree to 1e-9, the equity
 curve to 1e-12 and the PBO block sums to those of ``overfitting.block_stats_from_returns``. Also: the NumPy
 fast path of ``crossed_above``/``crossed_below`` equals the pandas expression it replaces.
 """
@@ -24,7 +25,7 @@ from systrade.backtest.optimize import COLUMNS
 from systrade.backtest.overfitting import block_stats_from_returns
 from systrade.backtest.run import run_backtest
 from systrade.data.load import Candles
-from systrade.positions import PositionRules, resolve_signals
+from systrade.sim.rules import PositionRules, params_vector, resolve_signals
 
 SIGNAL_NAMES = ("entries", "exits", "short_entries", "short_exits")
 
@@ -35,6 +36,10 @@ def same(a: float, b: float) -> bool:
     if math.isinf(a) or math.isinf(b):
         return a == b
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def prices(frame: pd.DataFrame) -> list[np.ndarray]:
+    return [frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close")]
 
 
 def fixed_signals_strategy(signals: dict[str, np.ndarray | None]) -> Strategy:
@@ -63,10 +68,20 @@ def cases(draw):
     if draw(st.booleans()):
         signals["short_entries"] = flags()
         signals["short_exits"] = flags() if draw(st.booleans()) else None
-    rules = PositionRules(direction=draw(st.sampled_from(["long", "short", "both"])),
-                          fees=draw(st.just(0.0) | st.floats(0.0, 0.01)),
-                          slippage=draw(st.just(0.0) | st.floats(0.0, 0.01)))
+    direction = draw(st.sampled_from(["long", "short", "both"]))
     cash = draw(st.sampled_from([10_000.0, 1_000.0]) | st.floats(100.0, 1e6))
+    kind = draw(st.sampled_from(["all", "amount", "value"] + (["percent"] if direction != "both" else [])))
+    size = {"all": "all", "percent": draw(st.floats(1.0, 100.0)),
+            "amount": draw(st.floats(0.05, 1.5)) * cash / open_[0], "value": draw(st.floats(0.05, 1.5)) * cash}[kind]
+    rules = PositionRules(direction=direction, size=size, size_type="percent" if kind == "all" else kind,
+                          fees=draw(st.just(0.0) | st.floats(0.0, 0.01)),
+                          sell_fees=draw(st.none() | st.floats(0.0, 0.01)),
+                          slippage=draw(st.just(0.0) | st.floats(0.0, 0.01)),
+                          granularity=draw(st.sampled_from([None, 1.0, 0.001])),
+                          min_cost=draw(st.sampled_from([None, 0.05 * cash])),
+                          stop_loss=draw(st.none() | st.floats(0.005, 0.3)),
+                          take_profit=draw(st.none() | st.floats(0.005, 1.0)),
+                          tick=draw(st.sampled_from([None, 0.01])))
     timeframe = draw(st.sampled_from(["1h", "1d"]))
     note(f"n={n} rules={rules} cash={cash} timeframe={timeframe}")
     return open_, high, low, close, signals, rules, cash, timeframe
@@ -84,8 +99,8 @@ def test_kernel_equals_the_vectorbt_engine_on_every_metric(case) -> None:
     expected = run.results[0].metrics
 
     resolved = resolve_signals(signals, rules.direction)
-    stats, blocks, equity, pnls = kernel.run_combo(frame["open"].to_numpy(), frame["close"].to_numpy(), resolved,
-                                                   0, n, cash, rules.fees, rules.slippage, 16, detail=True)
+    stats, blocks, equity, pnls = kernel.run_combo(*prices(frame), resolved, 0, n, cash, params_vector(rules), 16,
+                                                   detail=True)
     got = kernel.metrics_from_stats(stats, 3600.0 if timeframe == "1h" else 86400.0,
                                     252.0 if timeframe == "1d" else 365.0)
     assert set(got) == set(COLUMNS)
@@ -116,24 +131,15 @@ def test_kernel_simulates_a_slice_like_the_engine_on_that_slice() -> None:
     signals = {"entries": np.array([rng.random() < 0.1 for _ in range(300)]),
                "exits": np.array([rng.random() < 0.1 for _ in range(300)]), "short_entries": None,
                "short_exits": None}
-    rules = PositionRules(direction="both", fees=0.001, slippage=0.0005)
+    rules = PositionRules(direction="both", fees=0.001, slippage=0.0005, stop_loss=0.02, granularity=0.01)
     part = frame.iloc[120:260]
     sliced = {k: None if v is None else v[120:260] for k, v in signals.items()}
     run = run_backtest(fixed_signals_strategy(sliced), [Candles("X", "1h", part, "t", False)], rules, 5000.0)
-    stats, _, equity, _ = kernel.run_combo(frame["open"].to_numpy(), frame["close"].to_numpy(),
-                                           resolve_signals(signals, "both"), 120, 260, 5000.0, 0.001, 0.0005, 0,
-                                           detail=True)
+    stats, _, equity, _ = kernel.run_combo(*prices(frame), resolve_signals(signals, "both"), 120, 260, 5000.0,
+                                           params_vector(rules), 0, detail=True)
     np.testing.assert_allclose(equity, run.results[0].equity.to_numpy(), rtol=1e-12)
     got = kernel.metrics_from_stats(stats, 3600.0, 365.0)
     assert got["total_trades"] == run.results[0].metrics["total_trades"] > 0
-
-
-def test_supported_rules() -> None:
-    assert kernel.supports(PositionRules(direction="both", fees=0.01, slippage=0.01))
-    assert not kernel.supports(PositionRules(stop_loss=0.05))
-    assert not kernel.supports(PositionRules(take_profit=0.05))
-    assert not kernel.supports(PositionRules(granularity=1.0))
-    assert not kernel.supports(PositionRules(size=10.0, size_type="amount"))
 
 
 def test_block_edges_split_like_numpy_array_split() -> None:

@@ -11,8 +11,8 @@ from systrade.backtest.grid import build_grid
 from systrade.backtest.optimize import SweepJob, evaluate
 from systrade.data.load import load_candles
 from systrade.errors import UserError
-from systrade.positions import PositionRules
 from systrade.reuse import indicator_cache
+from systrade.sim.rules import PositionRules
 
 CALLS: list[tuple[str, int]] = []
 

@@ -25,7 +25,7 @@ from systrade.exchange import RetryPolicy, create_exchange
 from systrade.live.broker import OrderRequest, PaperBroker
 from systrade.live.daemon import build_runners, run_once
 from systrade.live.market import MarketData
-from systrade.positions import PositionRules
+from systrade.sim.rules import PositionRules
 from systrade.strategy import build_strategy, load_strategy
 
 MINUTE = 60_000
@@ -234,11 +234,14 @@ def test_status_trades_halt_resume_commands(tmp_path: Path) -> None:
         assert cli("paper", "halt", "btc-sma").returncode == 0
         fake.advance(MINUTE)
         cli("paper", "run", "--once")
-        assert json.loads(cli("paper", "status", "--json").stdout)["bots"][0]["halted"] is True
-        assert json.loads(cli("paper", "status", "--json").stdout)["bots"][0]["last_bar"] == bot["last_bar"]
+        halted = json.loads(cli("paper", "status", "--json").stdout)["bots"][0]
+        assert halted["halted"] is True
+        # a halted bot keeps watching its bars (its stops and exits still execute) but opens nothing
+        assert halted["last_bar"] > bot["last_bar"] and abs(halted["position"]) <= abs(bot["position"])
         assert cli("paper", "resume").returncode == 0
+        fake.advance(MINUTE)
         cli("paper", "run", "--once")
-        assert json.loads(cli("paper", "status", "--json").stdout)["bots"][0]["last_bar"] != bot["last_bar"]
+        assert json.loads(cli("paper", "status", "--json").stdout)["bots"][0]["last_bar"] > halted["last_bar"]
         unknown = cli("paper", "halt", "nobot")
         assert unknown.returncode == 2 and "unknown bot 'nobot'" in unknown.stderr
 

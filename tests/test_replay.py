@@ -22,7 +22,7 @@ from systrade.live.broker import PaperBroker, SandboxBroker
 from systrade.live.ledger import Ledger
 from systrade.live.replay import ReplayMarket, replay, replay_bot_settings, trades_from_fills
 from systrade.live.runner import BotRunner
-from systrade.positions import PositionRules
+from systrade.sim.rules import PositionRules
 from systrade.strategy import StrategyRef, load_strategy
 
 COLUMNS = ("entries", "exits", "short_entries", "short_exits")
@@ -99,11 +99,15 @@ def test_a_stop_inside_a_bar_fills_at_its_level_in_that_bar() -> None:
     assert run_both(ref, frame, stop_loss=0.05, slippage=0.001, fees=0.001).identical
 
 
-def test_stops_are_not_checked_in_the_entry_bar() -> None:
+def test_a_stop_is_checked_in_the_entry_bar_after_its_open() -> None:
+    # entry at bar 1's open (100); bar 1 itself then falls to 80: step 3 checks the position entered at this very
+    # open, so the 5% stop fills at 95 inside bar 1 (until the one fill model, the entry bar was skipped)
     frame = candles([FLAT, (100, 100, 80, 99), (99, 100, 98, 99), (99, 100, 98, 99)])
     ref = scripted(frame, entries=[0])
     result = do_replay(ref, frame, stop_loss=0.05)
-    assert len(result.fills) == 1 and result.final_position > 0  # bar 1 fell 20% but it is the entry bar
+    assert len(result.fills) == 2 and result.final_position == 0
+    stop = result.fills.iloc[1]
+    assert stop["time"] == frame.index[1] and stop["price"] == pytest.approx(95) and stop["reason"] == "stop_loss"
     assert run_both(ref, frame, stop_loss=0.05).identical
 
 
@@ -118,34 +122,33 @@ def test_a_gap_beyond_the_stop_fills_at_the_open_and_the_stop_loss_wins_over_the
     assert run_both(ref, gap, stop_loss=0.05, take_profit=0.05).identical
 
 
-def test_a_reversal_at_an_open_beyond_the_stop_becomes_the_stop_exit() -> None:
-    # short from bar 1's open; the reversing signal of bar 2 acts at bar 3's open, which is above the short's stop
+def test_a_reversal_at_an_open_beyond_the_stop_is_a_stop_exit_then_an_entry() -> None:
+    # short from bar 1's open (100, stop 105); the long entry of bar 2 acts at bar 3's open (110), which is beyond
+    # the stop: step 1 buys the short back at the open, then step 2 decides the entry against the flat position
+    # and opens a long at the same open
     frame = candles([FLAT, FLAT, (101, 102, 100, 101), (110, 111, 109, 110), (110, 111, 109, 110), FLAT])
     ref = scripted(frame, short_entries=[0], entries=[2])
     result = do_replay(ref, frame, direction="both", stop_loss=0.05)
-    assert len(result.fills) == 2 and result.final_position == 0  # no long was opened
-    assert result.fills.iloc[1]["action"] == "stop" and result.fills.iloc[1]["price"] == 110
+    assert list(result.fills["action"])[:3] == ["sell", "stop", "buy"]
+    assert list(result.fills["price"])[:3] == [100, 110, 110]
+    assert list(result.fills["time"])[1:3] == [frame.index[3]] * 2
     assert run_both(ref, frame, direction="both", stop_loss=0.05).identical
 
 
 @pytest.mark.parametrize("direction", ["long", "short"])
-def test_a_stop_reached_after_a_signal_acted_at_the_same_bars_open_is_named(direction: str) -> None:
-    # long from bar 1; the exit of bar 2 acts at bar 3's open (100); bar 3 then falls to 90. vectorbt lets the
-    # stop replace the exit (at 95); a live bot has already sold at the open. Short: the mirror image, with the
-    # short side mirrored from a strategy that gives entries and exits only.
+def test_a_position_closed_at_an_open_is_not_stopped_later_in_that_bar(direction: str) -> None:
+    # long from bar 1; the exit of bar 2 acts at bar 3's open (100); bar 3 then falls to 90, through the stop
+    # level 95. The position was closed at the open, so nothing more happens, in the backtest as in the replay
+    # (vectorbt's from_signals would have replaced the exit with a stop exit at 95). Short: the mirror image.
     if direction == "long":
-        frame, ref, stop = candles([FLAT, FLAT, FLAT, (100, 101, 90, 92), FLAT]), None, 95
+        frame = candles([FLAT, FLAT, FLAT, (100, 101, 90, 92), FLAT])
         ref = scripted(frame, entries=[0], exits=[2])
     else:
-        frame, stop = candles([FLAT, FLAT, FLAT, (100, 110, 99, 108), FLAT]), 105
+        frame = candles([FLAT, FLAT, FLAT, (100, 110, 99, 108), FLAT])
         ref = scripted(frame, exits=[0], entries=[2])
     report = run_both(ref, frame, stop_loss=0.05, direction=direction)
-    assert not report.identical
-    first = report.differences[0]
-    assert first["trade"] == 1 and first["fields"] == ["exit_price"]
-    assert first["backtest"]["exit_price"] == pytest.approx(stop) and first["replay"]["exit_price"] == 100
-    assert f"stop level was reached inside bar 2024-03-01 03:00:00+00:00, whose open the signal of bar " \
-           f"2024-03-01 02:00:00+00:00 already closed or reversed the {direction} position" in first["why"]
+    assert report.identical, report.differences
+    assert report.trades["backtest"][0]["exit_price"] == 100 == report.trades["replay"][0]["exit_price"]
 
 
 def test_a_repeated_tick_records_a_stop_once() -> None:
@@ -271,3 +274,42 @@ def test_a_strategy_that_fails_on_short_history_is_reported_not_fatal() -> None:
 
     result = do_replay(StrategyRef(Fussy, "test"), frame, history=20)
     assert result.outcomes["error"] == 9 and "need 10 bars" in result.errors[0]
+
+
+def _runner(frame: pd.DataFrame, ref: StrategyRef, rules: PositionRules):
+    market = ReplayMarket(frame, "T/USD", rules.fees)
+    ledger = Ledger("sqlite://")
+    ledger.ensure_account({"USD": 10_000.0})
+    bot = replay_bot_settings("script", "T/USD", "1h", rules, {}, 5)
+    return market, ledger, BotRunner(bot, ref, ledger, market, PaperBroker(market), rules=rules, clock=market.now)
+
+
+def test_a_halted_bot_still_executes_its_stop() -> None:
+    # long from bar 1's open (100, stop 95); the bot is halted after bar 1; bar 2 falls to 90: the stop fills at 95
+    # (before the one fill model a halted bot returned at once and the position ran unprotected)
+    frame = candles([FLAT, FLAT, (99, 100, 90, 91), FLAT, FLAT])
+    market, ledger, runner = _runner(frame, scripted(frame, entries=[0]), PositionRules(stop_loss=0.05))
+    for closed in (1, 2):
+        market.advance(closed)
+        runner.tick()
+    assert ledger.bot("replay").position > 0
+    ledger.set_halted("replay", True, "halted by a test")
+    market.advance(3)
+    result = runner.tick()
+    assert result.outcome == "halted"
+    stops = [f for f in ledger.fills() if f.side == "sell"]
+    assert len(stops) == 1 and stops[0].price == pytest.approx(95) and ledger.bot("replay").position == 0
+
+
+def test_a_halted_bot_exits_on_its_signal_but_opens_nothing() -> None:
+    frame = candles([FLAT] * 7)
+    market, ledger, runner = _runner(frame, scripted(frame, entries=[0, 4], exits=[2]), PositionRules())
+    market.advance(1)
+    runner.tick()  # the entry of bar 0 buys at bar 1's open
+    ledger.set_halted("replay", True, "halted by a test")
+    for closed in range(2, 7):
+        market.advance(closed)
+        runner.tick()
+    sides = [f.side for f in ledger.fills()]
+    assert sides == ["buy", "sell"]  # the exit of bar 2 sold; the entry of bar 4 bought nothing
+    assert ledger.bot("replay").position == 0

@@ -32,7 +32,7 @@ class StrategySettings(_Strict):
 
 class BacktestSettings(_Strict):
     cash: float = Field(10_000.0, gt=0)
-    fees: float = Field(0.0, ge=0, lt=1)
+    fees: float = Field(0.001, ge=0, lt=1)  # 0.1% per side: a free backtest flatters every strategy
     slippage: float = Field(0.0, ge=0, lt=1)
     year_days: float = Field(365.0, gt=0, le=366)
 

@@ -24,7 +24,7 @@ from systrade.backtest.run import buy_and_hold_pct, column_metrics, compute_sign
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
-from systrade.positions import PositionRules, resolve_signals
+from systrade.sim.rules import PositionRules, params_vector, resolve_signals
 from systrade.strategy import Strategy
 
 METRICS = {"sharpe": "sharpe", "total_return": "total_return_pct", "calmar": "calmar", "sortino": "sortino",
@@ -135,20 +135,21 @@ def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Cand
         simulate_stats,
     )
 
-    opens = readonly(data.frame["open"].to_numpy(dtype=float))
-    closes = readonly(data.frame["close"].to_numpy(dtype=float))
+    opens, highs, lows, closes = (readonly(data.frame[c].to_numpy(dtype=float))
+                                  for c in ("open", "high", "low", "close"))
+    params = readonly(params_vector(job.rules))
     start, stop = window.sim_start - window.sig_start, window.stop - window.sig_start
     n_blocks = n_blocks_for(window, job.n_blocks)
     edges = block_edges(stop - start - 1, n_blocks)
     metrics = np.empty((k1 - k0, len(COLUMNS)))
     blocks = np.zeros((k1 - k0, n_blocks, 3))
     stats = np.empty(N_STATS)
-    cash, fees, slippage = float(job.cash), float(job.rules.fees), float(job.rules.slippage)
+    cash = float(job.cash)
     for row, k in enumerate(range(k0, k1)):
         s = resolve_signals(combo_signals(job, k, data), job.rules.direction)
-        simulate_stats(opens, closes, readonly(s["entries"]), readonly(s["exits"]), readonly(s["short_entries"]),
-                       readonly(s["short_exits"]), start, stop, cash, fees, slippage, edges, stats, blocks[row],
-                       EMPTY_F, EMPTY_F)
+        simulate_stats(opens, highs, lows, closes, readonly(s["entries"]), readonly(s["exits"]),
+                       readonly(s["short_entries"]), readonly(s["short_exits"]), start, stop, cash, params, edges,
+                       stats, blocks[row], EMPTY_F, EMPTY_F)
         values = metrics_from_stats(stats, job.bar_seconds, job.year_days)
         metrics[row] = [values[name] for name in COLUMNS]
     return ChunkResult(k0, metrics, blocks if n_blocks else None)
@@ -220,10 +221,11 @@ def detail(job: SweepJob, k: int, window: Window, cash: float | None = None) -> 
         from systrade.backtest.sweep_kernel import S_EXPOSED, S_FEES, S_OPEN, metrics_from_stats, run_combo
 
         resolved = resolve_signals(combo_signals(job, k, data), job.rules.direction)
-        stats, _, equity, pnls = run_combo(data.frame["open"].to_numpy(dtype=float),
-                                           data.frame["close"].to_numpy(dtype=float), resolved,
-                                           window.sim_start - window.sig_start, window.stop - window.sig_start,
-                                           cash, job.rules.fees, job.rules.slippage, 0, detail=True)
+        stats, _, equity, pnls = run_combo(*(data.frame[c].to_numpy(dtype=float) for c in ("open", "high", "low",
+                                                                                             "close")),
+                                           resolved, window.sim_start - window.sig_start,
+                                           window.stop - window.sig_start, cash, params_vector(job.rules), 0,
+                                           detail=True)
         metrics = metrics_from_stats(stats, job.bar_seconds, job.year_days)
         result = Detail(params, pd.Series(equity, index=index), pnls, float(stats[S_FEES]), int(stats[S_EXPOSED]),
                         int(stats[S_OPEN]), metrics)

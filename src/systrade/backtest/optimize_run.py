@@ -60,10 +60,12 @@ def _warm_kernel() -> None:
     import numpy as np
 
     from systrade.backtest.sweep_kernel import run_combo
+    from systrade.sim.rules import PositionRules, params_vector
 
     flags = np.zeros(4, dtype=bool)
-    run_combo(np.ones(4), np.ones(4), {"entries": flags, "exits": flags, "short_entries": flags,
-                                       "short_exits": flags}, 0, 4, 1.0, 0.0, 0.0, 0)
+    prices = np.ones(4)
+    run_combo(prices, prices, prices, prices, {"entries": flags, "exits": flags, "short_entries": flags,
+                                               "short_exits": flags}, 0, 4, 1.0, params_vector(PositionRules()), 0)
 
 
 class SweepSession:

@@ -57,6 +57,7 @@ def symbol_payload(run: BacktestRun, result: SymbolResult) -> dict[str, Any]:
     payload["data_source"] = result.candles.note
     payload["synthetic"] = result.candles.synthetic
     payload["rules"] = run.rules.to_dict()
+    payload["skipped_orders"] = {"total": sum(result.skipped.values()), "by_reason": dict(result.skipped)}
     return clean(payload)
 
 
@@ -114,4 +115,20 @@ def summary_table(run: BacktestRun) -> Table:
         if run.portfolio_metrics is not None:
             cells.append("" if suffix is None else _fmt(run.portfolio_metrics.get(name), suffix))
         table.add_row(name, *cells)
+    if any(r.skipped for r in run.results):
+        table.add_row("skipped_orders", *[", ".join(f"{n} {k}" for k, n in r.skipped.items()) or "0"
+                                          for r in run.results], *([""] if run.portfolio_metrics is not None else []))
+    table.caption = costs_caption(run.rules)
     return table
+
+
+def costs_caption(rules) -> str:
+    """The costs and market rules a run applied, in one line under its table."""
+    sell = "" if rules.sell_fees is None else f", sells {rules.sell_fees * 100:g}%"
+    text = f"costs: fees {rules.fees * 100:g}% per fill{sell}, slippage {rules.slippage * 100:g}%"
+    for name, label in (("granularity", "lot"), ("tick", "tick"), ("min_amount", "min amount"),
+                        ("min_cost", "min cost")):
+        value = getattr(rules, name)
+        if value is not None:
+            text += f", {label} {value:g}"
+    return text

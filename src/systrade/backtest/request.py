@@ -8,7 +8,7 @@ from systrade.backtest.run import BacktestRun, run_backtest
 from systrade.config import Settings
 from systrade.data.load import Candles, load_candles
 from systrade.errors import UserError
-from systrade.positions import PositionRules
+from systrade.sim.rules import PositionRules
 from systrade.strategy import Strategy, build_strategy, load_strategy, parse_param_overrides
 
 
@@ -35,6 +35,10 @@ class BacktestOptions:
     take_profit: float | None = None
     cash_sharing: bool = False
     year_days: float | None = None
+    sell_fees: float | None = None
+    min_amount: float | None = None
+    min_cost: float | None = None
+    tick: float | None = None
 
 
 @dataclass
@@ -76,6 +80,10 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
         slippage=settings.backtest.slippage if options.slippage is None else options.slippage,
         stop_loss=cls.stop_loss if options.stop_loss is None else options.stop_loss,
         take_profit=cls.take_profit if options.take_profit is None else options.take_profit,
+        sell_fees=options.sell_fees,
+        min_amount=options.min_amount,
+        min_cost=options.min_cost,
+        tick=options.tick,
     )
     cash = settings.backtest.cash if options.cash is None else options.cash
     if not cash > 0:

@@ -13,7 +13,7 @@ from systrade.backtest.engine import TRADE_FIELDS, simulate
 from systrade.backtest.metrics import compute_metrics
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
-from systrade.positions import PositionRules
+from systrade.sim.rules import PositionRules
 from systrade.strategy import Strategy, validate_signals
 
 __all__ = ["TRADE_FIELDS", "BacktestRun", "SymbolResult", "run_backtest"]
@@ -28,6 +28,7 @@ class SymbolResult:
     position: pd.Series
     trades: pd.DataFrame
     metrics: dict[str, Any]
+    skipped: dict[str, int] = field(default_factory=dict)  # orders not placed, by reason (market minimums)
 
 
 @dataclass
@@ -70,6 +71,7 @@ def run_backtest(
 
     trades_all = simulation.trades()
     orders = simulation.orders()
+    skipped = simulation.skipped()
     assets = simulation.assets()
     values = simulation.value()
     for c in candles:
@@ -85,7 +87,9 @@ def run_backtest(
             metrics = column_metrics(equity.to_numpy(), trades, fees, exposure, timeframe_seconds(c.timeframe),
                                      year_days)
         metrics.update(_counts(trades), buy_and_hold_return_pct=buy_and_hold_pct(c.frame))
-        run.results.append(SymbolResult(c, equity, position, trades, metrics))
+        reasons = skipped.loc[skipped["column"] == c.symbol, "reason"].value_counts().sort_index()
+        run.results.append(SymbolResult(c, equity, position, trades, metrics,
+                                        {str(k): int(v) for k, v in reasons.items()}))
     if cash_sharing:
         equity = values.iloc[:, 0] if isinstance(values, pd.DataFrame) else values
         closed = trades_all.loc[trades_all["status"] == "closed", "pnl"].to_numpy(dtype=float)

@@ -2,14 +2,10 @@
 
 It simulates one combination on one symbol without keeping per-bar records and returns the sufficient
 statistics of every headline metric (``STATS``); ``metrics_from_stats`` turns them into the metrics with
-the formulas of ``metrics.py`` (docs/metrics.md). The order arithmetic is vectorbt's (``buy_nb``, ``sell_nb``,
-``execute_order_nb``, the from-orders cash/asset reconstruction and ``get_exit_trades_nb`` of vectorbt 1.2),
-restricted to what the kernel supports, so its numbers equal the engine's (tests prove it on random inputs).
-
-What a bar's signals do is decided by ``systrade.positions.decide`` itself, compiled with numba: the
-position rules are not re-implemented here. Supported: one symbol, ``--size all``, any direction, fees and
-slippage; not supported (``supports`` says so and the sweep falls back to the vectorbt engine): stops,
-granularity, fixed or percent sizes.
+the formulas of ``metrics.py`` (docs/metrics.md). Every fill comes from the fill model's own step functions
+(``systrade.sim.kernel``: stop at the open, the signal's order, stops inside the bar), so a sweep trades
+exactly as a backtest and the daemon do; this module only aggregates the fills the way vectorbt reports a
+backtest's (cash and assets rebuilt from the orders, exit trades), so its metrics equal the backtest's.
 """
 
 from __future__ import annotations
@@ -22,7 +18,8 @@ import numba
 import numpy as np
 
 from systrade.backtest.metrics import cagr, periods_per_year
-from systrade.positions import PositionRules, decide
+from systrade.sim import kernel as fm
+from systrade.sim.rules import PositionRules
 
 REL_TOL = 1e-9  # vectorbt.utils.math_.rel_tol
 ABS_TOL = 1e-12  # vectorbt.utils.math_.abs_tol
@@ -34,13 +31,9 @@ N_STATS = len(STATS)
 S_INITIAL, S_FINAL, S_BARS, S_MDD, S_MEAN, S_M2, S_DOWN, S_NRET, S_CLOSED, S_WINS, S_GAINS, S_LOSSES, \
     S_PNL, S_FEES, S_EXPOSED, S_OPEN = range(N_STATS)
 
-_decide = numba.njit(cache=True)(decide)
-
-
 def supports(rules: PositionRules) -> bool:
-    """Whether the kernel implements these rules (else the sweep uses the vectorbt engine)."""
-    return (rules.size == "all" and rules.granularity is None and rules.stop_loss is None
-            and rules.take_profit is None)
+    """Whether the kernel implements these rules: all of them, on one symbol (the fill model is shared)."""
+    return True
 
 
 # ------------------------------------------------------------------------------ vectorbt's float helpers
@@ -79,100 +72,6 @@ def _add(a: float, b: float) -> float:
     return 0.0 if zero else a + b
 
 
-# ------------------------------------------------------------------------------ orders (vectorbt buy_nb / sell_nb)
-
-
-@numba.njit(cache=True)
-def _buy(cash, position, debt, free_cash, size, price, fees, slippage, short_only):
-    """A buy of ``size`` units (inf: all cash) or a cover (``short_only``). Returns filled?, state, size, price, fee."""
-    adj_price = price * (1.0 + slippage)
-    cash_limit = cash
-    if short_only:
-        if position == 0:
-            return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-        adj_size = min(-position, size)
-    else:
-        if cash_limit == 0:
-            return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-        adj_size = size
-    if adj_size == 0:
-        return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-    req_cash = adj_size * adj_price
-    req_fees = req_cash * fees + 0.0
-    total_req_cash = req_cash + req_fees
-    if _is_close_or_less(total_req_cash, cash_limit):
-        final_size = adj_size
-        fees_paid = req_fees
-        final_req_cash = total_req_cash
-    else:
-        max_req_cash = _add(cash_limit, -0.0) / (1.0 + fees)
-        if max_req_cash <= 0:
-            return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-        final_size = max_req_cash / adj_price
-        fees_paid = cash_limit - max_req_cash
-        final_req_cash = cash_limit
-    if _is_close(adj_size, 0.0) or _is_less(final_size, MIN_SIZE):
-        return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-    new_cash = _add(cash, -final_req_cash)
-    new_position = _add(position, final_size)
-    if position < 0:
-        short_size = final_size if new_position < 0 else abs(position)
-        avg_entry_price = debt / abs(position)
-        debt_diff = short_size * avg_entry_price
-        new_debt = _add(debt, -debt_diff)
-        new_free_cash = _add(free_cash + 2 * debt_diff, -final_req_cash)
-    else:
-        new_debt = debt
-        new_free_cash = _add(free_cash, -final_req_cash)
-    return True, new_cash, new_position, new_debt, new_free_cash, final_size, adj_price, fees_paid
-
-
-@numba.njit(cache=True)
-def _sell(cash, position, debt, free_cash, size, price, fees, slippage, long_only, percent):
-    """A sale of ``size`` units (``long_only``: a close) or, with size inf and percent 1, all cash short."""
-    adj_price = price * (1.0 - slippage)
-    if long_only:
-        size_limit = min(position, size)
-    elif np.isinf(size) and not np.isnan(percent):
-        long_size = max(position, 0.0)
-        long_cash = long_size * adj_price * (1.0 - fees)
-        total_free_cash = _add(free_cash, long_cash)
-        if total_free_cash <= 0:
-            if position <= 0:
-                return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-            max_size_limit = long_size
-        else:
-            max_short_size = _add(total_free_cash, -0.0) / (adj_price * (1.0 + fees))
-            max_size_limit = _add(long_size, max_short_size)
-            if max_size_limit <= 0:
-                return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-        size_limit = max_size_limit
-    else:
-        size_limit = size
-    if not np.isnan(percent):
-        size_limit = percent * size_limit
-    if long_only and position == 0:
-        return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-    if _is_close(size_limit, 0.0) or _is_less(size_limit, MIN_SIZE):
-        return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-    acq_cash = size_limit * adj_price
-    fees_paid = acq_cash * fees + 0.0
-    final_acq_cash = _add(acq_cash, -fees_paid)
-    if final_acq_cash < 0:
-        return False, cash, position, debt, free_cash, 0.0, 0.0, 0.0
-    new_cash = cash + final_acq_cash
-    new_position = _add(position, -size_limit)
-    if new_position < 0:
-        short_size = size_limit if position < 0 else abs(new_position)
-        short_value = short_size * adj_price
-        new_debt = debt + short_value
-        new_free_cash = _add(free_cash, _add(final_acq_cash, -2 * short_value))
-    else:
-        new_debt = debt
-        new_free_cash = free_cash + final_acq_cash
-    return True, new_cash, new_position, new_debt, new_free_cash, size_limit, adj_price, fees_paid
-
-
 @numba.njit(cache=True)
 def _snap(x: float) -> float:
     return 0.0 if _is_close(x, 0.0) else x
@@ -192,27 +91,27 @@ def _trade_pnl(size, entry_price, entry_fees, exit_price, exit_fees, long):
 # ------------------------------------------------------------------------------ the simulation
 
 
-# numba's disk cache notices changes to this file only, not to the functions it calls from elsewhere. ``decide``
-# lives in positions.py: its source hash is a closure variable of the kernel, and numba's cache key includes
-# closure variables, so changing the position rules recompiles the kernel instead of reusing a stale one.
-RULES_STAMP = hashlib.sha256(inspect.getsource(decide).encode()).hexdigest()
+# numba's disk cache notices changes to this file only, not to the functions it calls from elsewhere. The fill
+# model lives in sim/kernel.py: its source hash is a closure variable of the kernel, and numba's cache key includes
+# closure variables, so changing the fill model recompiles the kernel instead of reusing a stale one.
+RULES_STAMP = hashlib.sha256(inspect.getsource(fm).encode()).hexdigest()
 
 
 def _compile(rules_stamp: str):
     """The kernel as a closure over ``rules_stamp``, so numba's cache key changes with the position rules."""
 
     @numba.njit(cache=True)
-    def simulate_stats(open_, close, long_entries, long_exits, short_entries, short_exits, start, stop, cash0, fees,
-                       slippage, edges, stats, blocks, equity_out, pnl_out):
+    def simulate_stats(open_, high, low, close, long_entries, long_exits, short_entries, short_exits, start, stop,
+                       cash0, params, edges, stats, blocks, equity_out, pnl_out):
         """Simulate bars ``[start, stop)`` and fill ``stats`` (``STATS``) and ``blocks`` (S x 3 sums of bar returns).
 
         Signal arrays are the strategy's columns after the direction rule (``resolve_signals``), on the bar where
         they were computed: a signal on bar i-1 acts at bar i's open, for bars after ``start``. ``edges`` are the S+1
         bounds of the return blocks (``np.array_split`` of the ``stop - start - 1`` bar returns). ``equity_out`` and
-        ``pnl_out`` receive the equity per bar and the closed trades' PnL when they are not empty.
-        Returns the number of closed trades.
+        ``pnl_out`` receive the equity per bar and the closed trades' PnL when they are not empty. ``params`` is
+        the fill model's parameter vector (``sim.rules.params_vector``). Returns the number of closed trades.
         """
-        if len(rules_stamp) == 0:  # never true: ties the compiled kernel to the source of positions.decide
+        if len(rules_stamp) == 0:  # never true: ties the compiled kernel to the source of the fill model
             return -1
         record_equity = equity_out.shape[0] > 0
         record_pnl = pnl_out.shape[0] > 0
@@ -221,11 +120,13 @@ def _compile(rules_stamp: str):
             blocks[s, 0] = 0.0
             blocks[s, 1] = 0.0
             blocks[s, 2] = 0.0
-        # simulation state (vectorbt's exec state) and the state rebuilt from order records (what it reports)
-        cash = cash0
-        position = 0.0
-        debt = 0.0
-        free_cash = cash0
+        # the fill model's state, a small buffer for one bar's fills, and the state rebuilt from the orders
+        cash = np.full(1, cash0)
+        state = np.full((1, fm.N_STATE), np.nan)
+        state[0, fm.X_POSITION] = 0.0
+        fills = np.empty((4, fm.N_FILL))
+        skips = np.empty((4, fm.N_SKIP))
+        counts = np.zeros(3, dtype=np.int64)
         rep_cash = cash0
         rep_position = 0.0
         # exit-trade aggregation (vectorbt get_exit_trades_nb)
@@ -252,43 +153,23 @@ def _compile(rules_stamp: str):
         n_ret = 0
         block = 0
         for i in range(start, stop):
-            filled = False
-            side_buy = True
-            o_size = 0.0
-            o_price = 0.0
-            o_fees = 0.0
+            counts[fm.C_FILLS] = 0
+            counts[fm.C_SKIPS] = 0
+            fm.gap_stop(cash, 0, state, 0, i, open_[i], params, fills, skips, counts)
             if i > start:
-                le = long_entries[i - 1]
-                lx = long_exits[i - 1]
-                se = short_entries[i - 1]
-                sx = short_exits[i - 1]
-                if le or lx or se or sx:
-                    action = _decide(position, le, lx, se, sx)
-                    if action != "hold":
-                        price = open_[i]
-                        c = _snap(cash)
-                        p = _snap(position)
-                        d = _snap(debt)
-                        f = _snap(free_cash)
-                        if action == "buy" or (action == "reverse" and position < 0):
-                            filled, c, p, d, f, o_size, o_price, o_fees = _buy(
-                                c, p, d, f, np.inf, price, fees, slippage, False)
-                            side_buy = True
-                        elif action == "sell" or action == "reverse":
-                            filled, c, p, d, f, o_size, o_price, o_fees = _sell(
-                                c, p, d, f, np.inf, price, fees, slippage, False, 1.0)
-                            side_buy = False
-                        elif position > 0:  # close a long
-                            filled, c, p, d, f, o_size, o_price, o_fees = _sell(
-                                c, p, d, f, abs(position), price, fees, slippage, True, np.nan)
-                            side_buy = False
-                        else:  # close a short
-                            filled, c, p, d, f, o_size, o_price, o_fees = _buy(
-                                c, p, d, f, abs(position), price, fees, slippage, True)
-                            side_buy = True
-                        if filled:
-                            cash, position, debt, free_cash = c, p, d, f
-            if filled:
+                action = fm.decide(state[0, fm.X_POSITION], long_entries[i - 1], long_exits[i - 1],
+                                   short_entries[i - 1], short_exits[i - 1])
+                if action != fm.HOLD:
+                    fm.signal_order(cash, 0, state, 0, i, open_[i], action, params, fills, skips, counts)
+            fm.bar_stop(cash, 0, state, 0, i, open_[i], high[i], low[i], params, fills, skips, counts)
+            if counts[fm.C_FILLS] == 0:
+                rep_position = _add(rep_position, 0.0)
+                rep_cash = _add(rep_cash, 0.0)
+            for k in range(counts[fm.C_FILLS]):
+                side_buy = fills[k, fm.F_SIDE] > 0
+                o_size = fills[k, fm.F_SIZE]
+                o_price = fills[k, fm.F_PRICE]
+                o_fees = fills[k, fm.F_FEE]
                 fees_total += o_fees
                 signed = o_size if side_buy else -o_size
                 rep_position = _add(rep_position, _add(0.0, signed))
@@ -344,9 +225,6 @@ def _compile(rules_stamp: str):
                     entry_gross_sum = entry_size_sum * o_price
                     entry_fees_sum = o_fees - cl_fees
                     trade_long = not trade_long
-            else:
-                rep_position = _add(rep_position, 0.0)
-                rep_cash = _add(rep_cash, 0.0)
             if rep_position != 0:
                 exposed += 1
             equity = rep_cash + close[i] * rep_position
@@ -427,18 +305,22 @@ def readonly(values: np.ndarray) -> np.ndarray:
     return view
 
 
-def run_combo(open_: np.ndarray, close: np.ndarray, resolved: dict[str, np.ndarray], start: int, stop: int,
-              cash: float, fees: float, slippage: float, n_blocks: int, detail: bool = False):
-    """Simulate one combination: ``(stats, blocks)``, plus ``(equity, closed pnls)`` when ``detail``."""
+def run_combo(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+              resolved: dict[str, np.ndarray], start: int, stop: int, cash: float, params: np.ndarray,
+              n_blocks: int, detail: bool = False):
+    """Simulate one combination: ``(stats, blocks)``, plus ``(equity, closed pnls)`` when ``detail``.
+
+    ``params`` is the fill model's parameter vector (``sim.rules.params_vector``).
+    """
     edges = block_edges(stop - start - 1, n_blocks)
     stats = np.empty(N_STATS)
     blocks = np.empty((len(edges) - 1, 3))
     equity = np.empty(stop - start) if detail else EMPTY_F
     pnls = np.empty(stop - start) if detail else EMPTY_F
-    closed = simulate_stats(readonly(open_), readonly(close), readonly(resolved["entries"]),
-                            readonly(resolved["exits"]), readonly(resolved["short_entries"]),
-                            readonly(resolved["short_exits"]), start, stop, float(cash), float(fees), float(slippage),
-                            edges, stats, blocks, equity, pnls)
+    closed = simulate_stats(readonly(open_), readonly(high), readonly(low), readonly(close),
+                            readonly(resolved["entries"]), readonly(resolved["exits"]),
+                            readonly(resolved["short_entries"]), readonly(resolved["short_exits"]), start, stop,
+                            float(cash), readonly(params), edges, stats, blocks, equity, pnls)
     if detail:
         return stats, blocks, equity, pnls[:closed]
     return stats, blocks

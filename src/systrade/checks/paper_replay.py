@@ -17,7 +17,7 @@ from systrade.config import BotSettings, Settings
 from systrade.data.load import Candles, load_candles
 from systrade.errors import UserError
 from systrade.live.replay import ReplayResult, replay, replay_bot_settings
-from systrade.positions import PositionRules
+from systrade.sim.rules import PositionRules
 from systrade.strategy import StrategyRef, build_strategy, load_strategy, parse_param_overrides
 
 

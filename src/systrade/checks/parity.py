@@ -5,8 +5,8 @@ slippage, stops) and starting cash. Trades are compared in order on direction, e
 size and entry and exit price (sizes and prices to 1e-9 relative). Each difference comes with the most
 likely reason, found by looking at what the replay's ticks saw: a signal the tick computed differently
 from the full history (too little history, float rounding at a near-tie, or lookahead), an order it
-could not place, a stop that vectorbt lets replace a signal already acted on at the bar's open, or a
-fill at another bar or price.
+could not place, or a fill at another bar or price. Both sides use the one fill model, so with the same
+signals there is no allowed difference: a difference is a difference.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from systrade.checks.common import SIGNAL_COLUMNS, raw_signals
 from systrade.checks.warmup import measure_warmup
 from systrade.errors import UserError
 from systrade.live.replay import ReplayMarket, ReplayResult, replay, replay_bot_settings
-from systrade.positions import PositionRules, resolve_signals
+from systrade.sim.rules import PositionRules, resolve_signals
 from systrade.strategy import Strategy, StrategyRef
 
 REL = 1e-9
@@ -141,38 +141,12 @@ class _Diagnosis:
         return text + ("; more history gives the full history's signal: the tick's history is too short for this "
                        "strategy (raise `candles`; `systrade check warmup` measures what it needs)")
 
-    def stop_conflict(self, trade: dict, other: dict | None) -> str | None:
-        """A stop reached inside the bar whose open a signal already closed or reversed the position at."""
-        exit_bar = self._bar(trade.get("exit_time"))
-        if exit_bar is None or exit_bar == 0 or (self.rules.stop_loss is None and self.rules.take_profit is None):
-            return None
-        opened = float(self.frame["open"].iloc[exit_bar])
-        slip = (1 - self.rules.slippage) if trade["direction"] == "long" else (1 + self.rules.slippage)
-        at_open = _close(trade["exit_price"], opened * slip)
-        if at_open:
-            return None  # the backtest exited at the open: a signal or a gap, not a stop inside the bar
-        closing = "exits" if trade["direction"] == "long" else "short_exits"
-        reversing = "short_entries" if trade["direction"] == "long" else "entries"
-        signal_bar = exit_bar - 1
-        if self.full[closing][signal_bar] or self.full[reversing][signal_bar]:
-            return (f"a stop level was reached inside bar {self.index[exit_bar]}, whose open the signal of bar "
-                    f"{self.index[signal_bar]} already closed or reversed the {trade['direction']} position at. "
-                    "The backtest (vectorbt) lets the stop replace that signal and exits at the stop level; a live "
-                    "bot acts at the open, before that bar's high and low exist, so it cannot do the same")
-        return None
-
     def why(self, number: int, fields: list[str], backtest: list[dict], replayed: list[dict]) -> str:
         a = backtest[number] if number < len(backtest) else None
         b = replayed[number] if number < len(replayed) else None
         times = [self._bar(t) for t in ((a or {}).get("entry_time"), (b or {}).get("entry_time"),
                                         (a or {}).get("exit_time"), (b or {}).get("exit_time")) if t]
         first_event = min(times) if times else len(self.index)
-        for trade, other in ((a, b), (b, a)):
-            if trade is not None:
-                conflict = self.stop_conflict(trade, other)
-                if conflict and (other is None or trade.get("exit_time") != other.get("exit_time")
-                                 or not _close(trade["exit_price"], other["exit_price"])):
-                    return conflict
         mismatch = self.signal_mismatch(first_event)
         if mismatch:
             return mismatch

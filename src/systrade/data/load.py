@@ -60,8 +60,27 @@ def load_candles(
 def _candles(frame: pd.DataFrame, symbol: str, timeframe: str | None, source: str,
              synthetic: bool = False) -> Candles:
     frame = prepare(frame, source)
+    refuse_non_positive_prices(frame, source)
     tf = timeframe or frame.attrs.get("timeframe") or infer_timeframe(frame.index)
     return Candles(symbol, tf, frame, source, synthetic or is_synthetic(frame))
+
+
+def refuse_non_positive_prices(frame: pd.DataFrame, source: str) -> None:
+    """A price of zero or less cannot be traded at (sizes divide by it): refuse the data, naming the candle."""
+    prices = frame[["open", "high", "low", "close"]].to_numpy()
+    bad = (prices <= 0).any(axis=1)
+    if bad.any():
+        first = int(bad.argmax())
+        row = frame.iloc[first]
+        raise UserError(f"{source}: the candle at {frame.index[first]} has a price of zero or less "
+                        f"(open {row['open']:g}, high {row['high']:g}, low {row['low']:g}, close {row['close']:g}); "
+                        "fix or remove it "
+                        f"(`systrade data validate` lists every bad candle)")
+
+
+def zero_volume_bars(candles: Candles) -> int:
+    """How many candles traded nothing (a fill there is a price nobody could have had)."""
+    return int((candles.frame["volume"] <= 0).sum()) if "volume" in candles.frame else 0
 
 
 def _find_key(data_dir: str | Path, exchange: str | None, symbol: str, timeframe: str | None) -> SeriesKey:

@@ -102,7 +102,7 @@ class PaperBroker:
                                                 f"{rules.min_cost} {rules.quote}")
         fee_rate = rules.taker_fee if request.fee_rate is None else request.fee_rate
         fee = cost * fee_rate
-        if request.side == "buy" and cost + fee > request.quote_available + 1e-9:
+        if request.side == "buy" and cost + fee > request.quote_available * (1 + 1e-9):
             return Execution("rejected", reason=f"insufficient balance: the buy needs {cost + fee:.10g} {rules.quote}, "
                                                 f"{request.quote_available:.10g} available")
         if request.side == "sell" and not request.allow_short and amount > request.base_available + 1e-12:

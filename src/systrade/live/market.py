@@ -23,6 +23,22 @@ class MarketRules:
     taker_fee: float
     min_amount: float | None
     min_cost: float | None
+    lot: float | None = None  # amount step
+    tick: float | None = None  # price step
+
+
+def precision_step(client: Any, digits: Any) -> float | None:
+    """A ccxt market precision as a step (0.001), whatever the exchange's precision mode; None if unknown."""
+    import ccxt
+
+    if digits is None:
+        return None
+    mode = getattr(client, "precisionMode", None)
+    if mode == ccxt.TICK_SIZE:
+        return float(digits)
+    if mode == ccxt.DECIMAL_PLACES:
+        return 10.0 ** -float(digits)
+    return None
 
 
 def precise_amount(client: Any, symbol: str, amount: float) -> float:
@@ -54,8 +70,11 @@ class MarketData:
             self._loaded = True
         market = self.client.market(symbol)
         limits = market.get("limits") or {}
+        precision = market.get("precision") or {}
         return MarketRules(symbol, market["base"], market["quote"], float(market.get("taker") or 0.0),
-                           (limits.get("amount") or {}).get("min"), (limits.get("cost") or {}).get("min"))
+                           (limits.get("amount") or {}).get("min"), (limits.get("cost") or {}).get("min"),
+                           precision_step(self.client, precision.get("amount")),
+                           precision_step(self.client, precision.get("price")))
 
     def amount_to_precision(self, symbol: str, amount: float) -> float:
         """``amount`` truncated to the market's precision (0 when nothing is left)."""

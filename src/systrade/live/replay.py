@@ -31,7 +31,8 @@ from systrade.live.broker import PaperBroker
 from systrade.live.ledger import Ledger, as_utc
 from systrade.live.market import MarketRules
 from systrade.live.runner import SIGNAL_COLUMNS, BotRunner
-from systrade.positions import PositionRules, granular_amount
+from systrade.sim import kernel
+from systrade.sim.rules import PositionRules
 from systrade.strategy import StrategyRef
 
 REPLAY_BOT = "replay"
@@ -73,7 +74,7 @@ class ReplayMarket:
         return self._rules
 
     def amount_to_precision(self, symbol: str, amount: float) -> float:
-        return granular_amount(amount, self.granularity)
+        return kernel.lot_floor(amount, self.granularity or 0.0)
 
     def server_time_ms(self) -> int:
         return int(pd.Timestamp(self.now()).value // 1_000_000)

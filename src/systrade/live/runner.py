@@ -1,16 +1,17 @@
-"""One tick of one bot: closed candles -> strategy -> shared position rules -> broker -> ledger.
+"""One tick of one bot: closed candles -> strategy -> the fill model's steps -> broker -> ledger.
 
-The order for a bar is decided exactly as the backtest decides it (``systrade.positions``):
-the signal of the last closed bar acts now, at the next bar's open. Its client order id is
-derived from bot and bar, written as an intent before the broker is called, and completed in
-one transaction with the fill: a crash, a repeated tick or a restart cannot place it twice.
+Everything about an order is decided by the fill model (``systrade.sim.kernel``), the very functions a
+backtest runs, in the order of events of docs/semantics.md. The tick after bar t closes:
 
-Stops (paper mode) follow the backtest's rules too. A stop is simulated as a resting order: the tick
-after bar t closes first checks bar t (and any bar since the last tick) against the open position's
-stop levels, from the bar after its entry bar; a bar that reached a level is recorded as a fill at
-that level (or at the bar's open when it opened beyond it) inside that bar. Only then does it act on
-bar t's signals. A closing or reversing signal that would trade at a price already beyond a stop
-level is a stop exit instead (the stop wins over the signal at that open, and no reversal follows).
+1. checks bar t (and any bar since the last tick) against the open position's stops (step 3 of those bars,
+   and step 1 of bars whose open no tick saw): a reached level is a fill at that level inside that bar;
+2. checks the price at hand, bar t+1's open, against the stops (step 1): a crossed level exits now;
+3. decides bar t's signals against the position left (``kernel.decide``), sizes the order with the fill
+   model (lot, cash, minimums) and sends it (step 2).
+
+The order's client order id is derived from bot and bar, written as an intent before the broker is called,
+and completed in one transaction with the fill: a crash, a repeated tick or a restart cannot place it twice.
+A halted bot opens nothing, but its stops and exits still execute.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +33,8 @@ from systrade.exchange import TransientDataError, describe_error, is_retryable
 from systrade.live.broker import Execution, OrderRequest, book_price
 from systrade.live.ledger import Balance, Bot, Fill, Ledger, Order, Tick, as_utc, client_order_id, utcnow
 from systrade.live.market import MarketData
-from systrade.positions import PositionRules, decide, order_amount, resolve_signals, stop_exit
+from systrade.sim import kernel
+from systrade.sim.rules import PositionRules, params_vector, resolve_signals
 from systrade.strategy import Strategy, StrategyRef, build_strategy, validate_signals
 
 log = logging.getLogger("systrade.paper")
@@ -66,6 +69,7 @@ class BotRunner:
                                             size_type=settings.size_type, fees=settings.fees or 0.0,
                                             slippage=settings.slippage, stop_loss=cls.stop_loss,
                                             take_profit=cls.take_profit)
+        self.market_fees = rules is None and settings.fees is None  # fees from the market's taker fee
         if self.has_stops and not getattr(broker, "supports_stops", False):
             raise UserError(f"bot {settings.name}: strategy {cls.strategy_name()} uses stop_loss/take_profit, which "
                             "sandbox bots do not support (a stop fills inside a bar that has already closed); use "
@@ -91,8 +95,6 @@ class BotRunner:
     def tick(self) -> TickResult:
         """Process the newest closed candle, if it is new. Exchange errors surface after the retry policy."""
         state = self.ledger.bot_state(self.name)
-        if state.halted:
-            return self._done(TickResult(self.name, "halted", message=state.halted_reason or "halted"))
         if self._reconcile_due:
             self.reconcile()
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
@@ -105,64 +107,108 @@ class BotRunner:
         resolved = resolve_signals(arrays, self.rules.direction)
         self.last_signals = {k: bool(resolved[k][-1]) for k in SIGNAL_COLUMNS}
         with ACCOUNT_LOCK:
-            if self.has_stops and self._stops_in(candles, state):
-                state = self.ledger.bot_state(self.name)
-            action = decide(state.position, *self.last_signals.values())
-            if self._loss_limit_hit(candles, state):
+            if self.has_stops:
+                self._stops_in(candles, state)
+                self._stop_at_price(bar)
+            state = self.ledger.bot_state(self.name)
+            action = kernel.decide(state.position, *self.last_signals.values())
+            if state.halted:
+                if action != kernel.CLOSE and not (action == kernel.REVERSE):
+                    self._mark_bar(bar, "halted")
+                    return TickResult(self.name, "halted", bar, state.halted_reason or "halted")
+                action = kernel.CLOSE  # a halted bot still exits, but opens nothing
+            elif self._loss_limit_hit(candles, state):
                 return self._done(TickResult(self.name, "halted", bar, "daily loss limit reached"))
-            if action == "hold":
+            if action == kernel.HOLD:
                 self._mark_bar(bar, "hold")
                 return TickResult(self.name, "hold", bar)
             return self._trade(action, bar)
 
     def settle_stops(self) -> bool:
         """Check the newest closed bars for stop exits without acting on signals (a replay's last bar)."""
-        state = self.ledger.bot(self.name)
-        if state.halted or not self.has_stops:
+        state = self.ledger.bot_state(self.name)
+        if not self.has_stops:
             return False
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
         with ACCOUNT_LOCK:
             return not candles.empty and self._stops_in(candles, state)
 
+    # ------------------------------------------------------------------ the fill model
+
+    def params(self) -> np.ndarray:
+        """The fill model's parameters for this bot: its rules, completed by the market's (lot, tick, minimums,
+        taker fee when the bot sets no fees)."""
+        market = self.market.rules(self.settings.symbol)
+        rules = self.rules
+        rules = replace(rules, granularity=rules.granularity or market.lot, tick=rules.tick or market.tick,
+                        min_amount=rules.min_amount or market.min_amount, min_cost=rules.min_cost or market.min_cost)
+        if self.market_fees:
+            rules = replace(rules, fees=market.taker_fee, sell_fees=None)
+        return params_vector(rules)
+
+    def _model(self, position: float, entry_price: float | None, cash: float, params: np.ndarray):
+        """The fill model's state for this bot: cash, position and stop levels (from the entry fill price)."""
+        state = np.full((1, kernel.N_STATE), np.nan)
+        state[0, kernel.X_POSITION] = position
+        if position and entry_price is not None:
+            kernel.set_stop_levels(state, 0, position > 0, float(entry_price), params)
+        fills = np.zeros((4, kernel.N_FILL))
+        skips = np.zeros((4, kernel.N_SKIP))
+        return np.array([float(cash)]), state, fills, skips, np.zeros(3, dtype=np.int64)
+
     # ------------------------------------------------------------------ stops
 
     def _stops_in(self, candles: pd.DataFrame, state) -> bool:
-        """Record the first stop exit inside the closed bars not checked yet; True when one filled.
+        """Record the first stop exit inside the closed bars no tick has checked yet; True when one filled.
 
-        ``state`` is the bot's ledger row (``Ledger.bot_state``).
-
-        Bars checked: after the entry bar (the bar after the signal bar that opened the position) and after
-        the last bar a tick processed (that tick checked it).
+        The bar after the last processed bar had its open checked by that tick (at the price then at hand), so
+        only its low and high are checked (step 3); bars no tick saw get step 1 at their open as well.
         """
         if not state.position or state.entry_price is None:
             return False
         index = candles.index
         first = 0
-        if state.entry_bar is not None:
-            signal_bar = pd.Timestamp(as_utc(state.entry_bar))
-            if signal_bar >= index[0]:
-                first = int(index.searchsorted(signal_bar, side="right")) + 1  # skip the entry bar itself
         if state.last_bar is not None:
-            first = max(first, int(index.searchsorted(pd.Timestamp(as_utc(state.last_bar)), side="right")))
-        opens, highs, lows = (candles[c].to_numpy() for c in ("open", "high", "low"))
+            first = int(index.searchsorted(pd.Timestamp(as_utc(state.last_bar)), side="right"))
+        elif state.entry_bar is not None:
+            first = int(index.searchsorted(pd.Timestamp(as_utc(state.entry_bar)), side="right"))
+        params = self.params()
+        opens, highs, lows = (candles[c].to_numpy(dtype=float) for c in ("open", "high", "low"))
         for i in range(first, len(index)):
-            hit = stop_exit(state.position, state.entry_price, float(opens[i]), float(highs[i]), float(lows[i]),
-                            self.rules.stop_loss, self.rules.take_profit)
-            if hit is not None:
-                return self._stop_fill(index[i].to_pydatetime(), hit[0], hit[1], state.position)
+            cash, model, fills, skips, counts = self._model(state.position, state.entry_price, self._cash(), params)
+            if i > first or state.last_bar is None:
+                kernel.gap_stop(cash, 0, model, 0, i, opens[i], params, fills, skips, counts)
+            if not counts[kernel.C_FILLS]:
+                kernel.bar_stop(cash, 0, model, 0, i, opens[i], highs[i], lows[i], params, fills, skips, counts)
+            if counts[kernel.C_FILLS]:
+                kind = kernel.FILL_KINDS[int(fills[0, kernel.F_KIND])]
+                price = fills[0, kernel.F_PRICE] / (1 + fills[0, kernel.F_SIDE] * self.rules.slippage)
+                return self._stop_fill(index[i].to_pydatetime(), kind, price, state.position,
+                                       fills[0, kernel.F_SIZE], params)
         return False
 
-    def _stop_fill(self, bar: datetime, kind: str, price: float, position: float) -> bool:
+    def _stop_at_price(self, bar: datetime) -> bool:
+        """Step 1 at the price at hand (the next bar's open): a position beyond a stop level exits now."""
+        state = self.ledger.bot_state(self.name)
+        if not state.position or state.entry_price is None:
+            return False
+        params = self.params()
+        price = self._best(state.position < 0)
+        cash, model, fills, skips, counts = self._model(state.position, state.entry_price, self._cash(), params)
+        kernel.gap_stop(cash, 0, model, 0, 0, price, params, fills, skips, counts)
+        if not counts[kernel.C_FILLS]:
+            return False
+        kind = kernel.FILL_KINDS[int(fills[0, kernel.F_KIND])]
+        result = self._send("stop", kind, fills[0, kernel.F_SIDE] > 0, fills[0, kernel.F_SIZE], bar, params,
+                            suffix="g")
+        return result.outcome == "filled"
+
+    def _stop_fill(self, bar: datetime, kind: str, price: float, position: float, amount: float,
+                   params: np.ndarray) -> bool:
         """Fill a stop exit inside ``bar`` at ``price`` (before slippage): order, fill and balances in one
         transaction (nothing leaves the process, so no intent is needed); the client order id makes it once only."""
-        rules = self.market.rules(self.settings.symbol)
-        fee_rate = rules.taker_fee if self.settings.fees is None else self.settings.fees
-        cash = self.ledger.balances().get(rules.quote, 0.0)
-        request = OrderRequest(client_order_id(self.name, bar, "s"), self.settings.symbol,
-                               "sell" if position > 0 else "buy", abs(position), price, fee_rate,
-                               self.rules.slippage,
-                               allow_short=self.rules.direction != "long", base_available=max(position, 0.0),
-                               quote_available=cash)
+        side = "sell" if position > 0 else "buy"
+        request = self._request(client_order_id(self.name, bar, "s"), side, amount, params, position)
         execution = self.broker.fill_at(request, price)
         try:
             with self.ledger.transaction() as s:
@@ -186,30 +232,71 @@ class BotRunner:
 
     # ------------------------------------------------------------------ orders
 
-    def _trade(self, action: str, bar: datetime) -> TickResult:
-        rules = self.market.rules(self.settings.symbol)
-        fee_rate = rules.taker_fee if self.settings.fees is None else self.settings.fees
-        balances = self.ledger.balances()
-        cash = balances.get(rules.quote, 0.0)
-        position = self.ledger.bot(self.name).position
+    def _cash(self) -> float:
+        return self.ledger.balances().get(self.market.rules(self.settings.symbol).quote, 0.0)
+
+    def _best(self, buying: bool, book: dict | None = None) -> float:
+        """The best price a market order would meet now (the ticker's when the book side is empty)."""
+        book = book if book is not None else self.market.order_book(self.settings.symbol)
+        levels = book["asks"] if buying else book["bids"]
+        return float(levels[0][0]) if levels else self.market.last_price(self.settings.symbol)
+
+    def _request(self, cid: str, side: str, amount: float, params: np.ndarray, position: float) -> OrderRequest:
+        fee_rate = params[kernel.P_BUY_FEE] if side == "buy" else params[kernel.P_SELL_FEE]
+        return OrderRequest(cid, self.settings.symbol, side, float(amount), 0.0, float(fee_rate), self.rules.slippage,
+                            allow_short=self.rules.direction != "long", base_available=max(position, 0.0),
+                            quote_available=self._cash())
+
+    def _trade(self, action: int, bar: datetime) -> TickResult:
+        """Step 2: size ``action`` with the fill model at the book's prices and send it."""
+        params = self.params()
+        state = self.ledger.bot_state(self.name)
+        position, cash = state.position, self._cash()
         book = self.market.order_book(self.settings.symbol)
-        stop_kind = self._beyond_stop(position, book) if self.has_stops and action in ("close", "reverse") else None
-        if stop_kind:
-            action = "stop"  # the stop wins over a signal at this open: close only, no reversal (as the backtest)
-        amount = self._size(action, position, cash, book, fee_rate)
-        amount = self._cap_position(position, amount, cash, book)
+        buying = action == kernel.BUY or (action in (kernel.CLOSE, kernel.REVERSE) and position < 0)
+        levels = book["asks"] if buying else book["bids"]
+        fallback = None if levels else self.market.last_price(self.settings.symbol)
+        price = self._best(buying, book)
+        for _ in range(4):
+            # Deeper levels cost more: re-size at the average price of walking the current amount, keeping only
+            # smaller amounts (a smaller amount walks to a lower average, so the order stays affordable).
+            money, model, fills, skips, counts = self._model(position, state.entry_price, cash, params)
+            kernel.signal_order(money, 0, model, 0, 0, price, action, params, fills, skips, counts)
+            if not counts[kernel.C_FILLS]:
+                break
+            walked = book_price(levels, fills[counts[kernel.C_FILLS] - 1, kernel.F_SIZE], fallback)
+            if walked == price or (walked < price) == buying:
+                break
+            price = walked
+        if counts[kernel.C_SKIPS]:
+            reason = kernel.SKIP_REASONS[int(skips[0, kernel.K_REASON])]
+            self.ledger.record("skipped", f"{kernel.ACTIONS[action]} not placed: {reason} "
+                               f"({skips[0, kernel.K_SIZE]:.10g} {self.settings.symbol})", self.name)
+        if not counts[kernel.C_FILLS]:
+            message = f"{kernel.ACTIONS[action]} sized to nothing" + (f" ({reason})" if counts[kernel.C_SKIPS] else "")
+            self._mark_bar(bar, "skipped" if counts[kernel.C_SKIPS] else "hold", message)
+            return TickResult(self.name, "skipped" if counts[kernel.C_SKIPS] else "hold", bar, message)
+        fill = fills[counts[kernel.C_FILLS] - 1]
+        is_buy = fill[kernel.F_SIDE] > 0
+        amount = self._cap_position(position, fill[kernel.F_SIZE] * (1 if is_buy else -1), cash, book)
         if abs(amount) <= 0:
-            self._mark_bar(bar, "hold", f"{action} sized to nothing")
-            return TickResult(self.name, "hold", bar, f"{action} sized to nothing")
-        request = OrderRequest(client_order_id(self.name, bar), self.settings.symbol, "buy" if amount > 0 else "sell",
-                               abs(amount), 0.0, fee_rate, self.rules.slippage,
-                               allow_short=self.rules.direction != "long", base_available=max(position, 0.0),
-                               quote_available=cash)
+            self._mark_bar(bar, "hold", f"{kernel.ACTIONS[action]} capped to nothing by max_position")
+            return TickResult(self.name, "hold", bar, "capped by max_position")
+        kind = kernel.FILL_KINDS[int(fill[kernel.F_KIND])]  # a reversal whose new side is too small only closes
+        return self._send("close" if kind == "close" else kernel.ACTIONS[action], "", is_buy, abs(amount), bar, params,
+                          book=book)
+
+    def _send(self, action: str, reason: str, is_buy: bool, amount: float, bar: datetime, params: np.ndarray,
+              book: dict | None = None, suffix: str = "") -> TickResult:
+        """Write the intent, call the broker, book the outcome (the intent is completed later if this fails)."""
+        position = self.ledger.bot_state(self.name).position
+        request = self._request(client_order_id(self.name, bar, suffix) if suffix else client_order_id(self.name, bar),
+                                "buy" if is_buy else "sell", amount, params, position)
         try:
             with self.ledger.transaction() as s:
                 s.add(Order(client_order_id=request.client_order_id, bot=self.name, symbol=request.symbol,
                             side=request.side, amount=request.amount, bar_time=bar, action=action, status="intent",
-                            reason=stop_kind or "", created=utcnow()))
+                            reason=reason, created=utcnow()))
         except IntegrityError:  # this bar's order exists already: a repeated tick; reconcile, never resend
             self.reconcile()
             return TickResult(self.name, "duplicate", bar, "order for this bar exists")
@@ -233,35 +320,6 @@ class BotRunner:
                 raise
             reason = describe_error(error, self.settings.exchange)
             return Execution("rejected", reason=reason)
-
-    def _beyond_stop(self, position: float, book: dict) -> str | None:
-        """Which stop (``stop_loss``/``take_profit``) closing ``position`` now would already be beyond, if any."""
-        state = self.ledger.bot(self.name)
-        levels = book["bids"] if position > 0 else book["asks"]
-        price = float(levels[0][0]) if levels else self.market.last_price(self.settings.symbol)
-        hit = stop_exit(position, state.entry_price, price, price, price, self.rules.stop_loss, self.rules.take_profit)
-        return hit[0] if hit else None
-
-    def _size(self, action: str, position: float, cash: float, book: dict, fee_rate: float) -> float:
-        """Order amount by the shared rules, at the price the book gives for that amount."""
-        if action == "stop":
-            action = "close"
-        buying = action == "buy" or (action in ("reverse", "close") and position < 0)
-        levels = book["asks"] if buying else book["bids"]
-        fallback = None if levels else self.market.last_price(self.settings.symbol)
-        best = float(levels[0][0]) if levels else fallback
-        amount = order_amount(action, position, cash, best, self.rules, fee_rate)
-        for _ in range(4):
-            # Deeper levels cost more: re-size at the average price of walking the current amount. Keeping
-            # only smaller amounts keeps the order affordable (a smaller amount walks to a lower average).
-            if amount == 0:
-                break
-            walked = book_price(levels, abs(amount), fallback)
-            resized = order_amount(action, position, cash, walked, self.rules, fee_rate)
-            if abs(resized) >= abs(amount):
-                break
-            amount = resized
-        return amount
 
     def _cap_position(self, position: float, amount: float, cash: float, book: dict) -> float:
         limit = self.settings.max_position
@@ -333,12 +391,8 @@ class BotRunner:
         for order in self.ledger.orders("intent"):
             if order.bot != self.name:
                 continue
-            request = OrderRequest(order.client_order_id, order.symbol, order.side, order.amount, 0.0,
-                                   self.settings.fees, self.rules.slippage,
-                                   allow_short=self.rules.direction != "long",
-                                   base_available=max(self.ledger.bot(self.name).position, 0.0),
-                                   quote_available=self.ledger.balances().get(
-                                       self.market.rules(order.symbol).quote, 0.0))
+            request = self._request(order.client_order_id, order.side, order.amount, self.params(),
+                                    self.ledger.bot(self.name).position)
             self.ledger.record("reconcile", f"completing order {order.client_order_id} left as an intent", self.name)
             log.warning("%s: reconciling order %s left as an intent", self.name, order.client_order_id)
             with ACCOUNT_LOCK:
