@@ -124,6 +124,7 @@ def _compile(rules_stamp: str):
         cash = np.full(1, cash0)
         state = np.full((1, fm.N_STATE), np.nan)
         state[0, fm.X_POSITION] = 0.0
+        has_stops = not (np.isnan(params[fm.P_STOP_LOSS]) and np.isnan(params[fm.P_TAKE_PROFIT]))
         fills = np.empty((4, fm.N_FILL))
         skips = np.empty((4, fm.N_SKIP))
         counts = np.zeros(3, dtype=np.int64)
@@ -154,14 +155,17 @@ def _compile(rules_stamp: str):
         block = 0
         for i in range(start, stop):
             counts[fm.C_FILLS] = 0
-            counts[fm.C_SKIPS] = 0
-            fm.gap_stop(cash, 0, state, 0, i, open_[i], params, fills, skips, counts)
-            if i > start:
+            # the steps are called only when they can act (a position with stops; a signal): most bars do nothing
+            if has_stops and state[0, fm.X_POSITION] != 0:
+                fm.gap_stop(cash, 0, state, 0, i, open_[i], params, fills, skips, counts)
+            if i > start and (long_entries[i - 1] or long_exits[i - 1] or short_entries[i - 1] or short_exits[i - 1]):
                 action = fm.decide(state[0, fm.X_POSITION], long_entries[i - 1], long_exits[i - 1],
                                    short_entries[i - 1], short_exits[i - 1])
                 if action != fm.HOLD:
                     fm.signal_order(cash, 0, state, 0, i, open_[i], action, params, fills, skips, counts)
-            fm.bar_stop(cash, 0, state, 0, i, open_[i], high[i], low[i], params, fills, skips, counts)
+            if has_stops and state[0, fm.X_POSITION] != 0:
+                fm.bar_stop(cash, 0, state, 0, i, open_[i], high[i], low[i], params, fills, skips, counts)
+            counts[fm.C_SKIPS] = 0
             if counts[fm.C_FILLS] == 0:
                 rep_position = _add(rep_position, 0.0)
                 rep_cash = _add(rep_cash, 0.0)
