@@ -69,7 +69,6 @@ def test_results_identical_whatever_the_chunking_workers_or_cluster() -> None:
 def test_sweeps_with_stops_are_chunk_independent_and_equal_the_backtest() -> None:
     grid = ["fast=6,9", "slow=20:30:5"]
     whole = sweep(grid=grid, chunk_size=6, stop_loss=0.02)
-    assert whole.job.engine == "kernel"  # the one fill model: stops need no slower path
     assert_same(sweep(grid=grid, chunk_size=4, workers=2, stop_loss=0.02), whole)
     for k in range(len(whole.job.grid)):
         params = whole.job.grid.combo(k)

@@ -77,7 +77,7 @@ class Undeclared(Plain):
 def job(cls: type[Strategy], grid=("fast=5:9:1", "slow=20:40:10")) -> SweepJob:
     candles = load_candles(REPO / "data", start="2024-03-01", end="2024-03-31")[0]
     return SweepJob(cls, build_grid(cls, list(grid)), candles, PositionRules(direction="both", fees=0.001), 10_000.0,
-                    365.0, "kernel", cache_bytes=50_000_000)
+                    365.0, cache_bytes=50_000_000)
 
 
 def test_reuse_gives_the_same_results_and_computes_each_window_once() -> None:

@@ -1,5 +1,5 @@
 """Walk-forward: window layout, in-sample equals optimize on the training slice, out-of-sample stitching,
-the kernel and the vectorbt engine agreeing out of sample, and the command's JSON."""
+and the command's JSON."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, STRATEGIES, systrade_exe
 
-from systrade.backtest import optimize_run
 from systrade.backtest.optimize_run import SweepOptions, run_optimize
 from systrade.backtest.request import BacktestOptions
 from systrade.backtest.walkforward import make_splits, parse_span, run_walkforward
@@ -80,18 +78,6 @@ def test_in_sample_is_optimize_on_the_training_slice_and_out_of_sample_is_stitch
     for w in result.windows:
         dsr = w.luck["deflated_sharpe"]
         assert 0 <= w.luck["pbo"] <= 1 and (math.isnan(dsr) or 0 <= dsr <= 1)
-
-
-def test_out_of_sample_kernel_equals_the_vectorbt_engine(monkeypatch) -> None:
-    args = (settings(), pd.Timedelta(days=45), pd.Timedelta(days=15), True)
-    kernel = run_walkforward(options(end="2023-03-31", direction="both"), *args)
-    monkeypatch.setattr(optimize_run, "choose_engine", lambda rules: "vectorbt")
-    engine = run_walkforward(options(end="2023-03-31", direction="both"), *args)
-    assert engine.session.job.engine == "vectorbt" and kernel.session.job.engine == "kernel"
-    assert [w.params for w in engine.windows] == [w.params for w in kernel.windows]
-    np.testing.assert_allclose(engine.oos_equity.to_numpy(), kernel.oos_equity.to_numpy(), rtol=1e-9)
-    for name, value in kernel.oos_metrics.items():
-        assert engine.oos_metrics[name] == pytest.approx(value, rel=1e-9, abs=1e-9, nan_ok=True), name
 
 
 def test_walkforward_command_writes_json_and_report(workdir: Path) -> None:

@@ -1,10 +1,9 @@
 """Parameter sweeps in bounded memory: what one chunk of combinations costs, evaluating a chunk, ranking.
 
 A sweep keeps only each combination's metrics and 16 blocks of return sums (for PBO), never a bars x
-combinations matrix: a worker computes one combination's signals at a time and either runs the fused kernel
-(``sweep_kernel``, no per-bar records) or, for rules the kernel does not support, the vectorbt engine on a
-chunk of columns sized to the memory budget. Each combination is simulated on its own, so results do not
-depend on chunking, worker count or cluster.
+combinations matrix: a worker computes one combination's signals at a time and runs the fused kernel
+(``sweep_kernel``: the fill model's steps, no per-bar records). Each combination is simulated on its own, so
+results do not depend on chunking, worker count or cluster.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import pandas as pd
 
 from systrade.backtest.grid import Grid
 from systrade.backtest.metrics import bar_returns, periods_per_year
-from systrade.backtest.run import buy_and_hold_pct, column_metrics, compute_signals
+from systrade.backtest.run import buy_and_hold_pct, compute_signals
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
@@ -38,8 +37,6 @@ N_BLOCKS = 16
 
 # Memory model (bytes), measured on this code with vectorbt 1.2 and pandas 3 (see docs/optimize.md):
 KERNEL_BYTES_PER_BAR = 600  # one combination in flight: data copy, the strategy's temporaries, signal arrays
-VBT_BYTES_PER_BAR_COLUMN = 250  # vectorbt engine, per bar and column of a chunk (measured about 160)
-VBT_IMPORT_BYTES = 300_000_000  # importing vectorbt in a process (measured about 245 MB)
 RESULT_BYTES_PER_COMBO = 8 * (len(COLUMNS) + 3 * N_BLOCKS) + 64
 INDICATOR_CACHE_CAP = 256_000_000  # per worker; half of what the budget leaves, at most this
 
@@ -67,7 +64,6 @@ class SweepJob:
     rules: PositionRules
     cash: float
     year_days: float
-    engine: str  # "kernel" or "vectorbt"
     n_blocks: int = N_BLOCKS
     cache_bytes: int = 0  # per worker, for @indicator results
 
@@ -86,13 +82,6 @@ class ChunkResult:
     k0: int
     metrics: np.ndarray
     blocks: np.ndarray | None
-
-
-def choose_engine(rules: PositionRules) -> str:
-    """``kernel`` when the fused kernel implements the rules, else ``vectorbt``."""
-    from systrade.backtest.sweep_kernel import supports
-
-    return "kernel" if supports(rules) else "vectorbt"
 
 
 def _slice(candles: Candles, start: int, stop: int) -> Candles:
@@ -120,9 +109,7 @@ def evaluate(job: SweepJob, k0: int, k1: int, window: Window) -> ChunkResult:
 
     data = _slice(job.candles, window.sig_start, window.stop)
     with indicator_cache(data.frame, job.cache_bytes, keep=True):
-        if job.engine == "kernel":
-            return _evaluate_kernel(job, k0, k1, window, data)
-        return _evaluate_vectorbt(job, k0, k1, window, data)
+        return _evaluate_kernel(job, k0, k1, window, data)
 
 
 def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Candles) -> ChunkResult:
@@ -155,49 +142,6 @@ def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Cand
     return ChunkResult(k0, metrics, blocks if n_blocks else None)
 
 
-def _simulate_columns(job: SweepJob, ks: list[int], window: Window, data: Candles) -> list[dict[str, Any]]:
-    """Run combinations ``ks`` as columns of one vectorbt simulation: per column its equity, metrics, trades."""
-    from systrade.backtest.engine import simulate
-
-    offset = window.sim_start - window.sig_start
-    sim_frame = data.frame.iloc[offset:]
-    signals = {}
-    for k in ks:
-        raw = combo_signals(job, k, data)
-        signals[str(k)] = {name: None if values is None else values[offset:] for name, values in raw.items()}
-    datas = {str(k): sim_frame for k in ks}
-    simulation = simulate(datas, signals, job.rules, job.cash, pd.Timedelta(seconds=job.bar_seconds))
-    trades_all = simulation.trades()
-    orders = simulation.orders()
-    assets = simulation.assets()
-    values = simulation.value()
-    out = []
-    for k in ks:
-        column = str(k)
-        position = assets[column].to_numpy()
-        trades = trades_all[trades_all["column"] == column].drop(columns="column").reset_index(drop=True)
-        fees = float(orders.loc[orders["column"] == column, "fees"].sum())
-        exposure = float(np.mean(position != 0))
-        equity = values[column].to_numpy()
-        metrics = column_metrics(equity, trades, fees, exposure, job.bar_seconds, job.year_days)
-        out.append({"equity": equity, "metrics": metrics, "trades": trades, "fees": fees,
-                    "exposed": int(np.count_nonzero(position))})
-    return out
-
-
-def _evaluate_vectorbt(job: SweepJob, k0: int, k1: int, window: Window, data: Candles) -> ChunkResult:
-    from systrade.backtest.overfitting import block_stats_from_returns
-
-    n_blocks = n_blocks_for(window, job.n_blocks)
-    metrics = np.empty((k1 - k0, len(COLUMNS)))
-    blocks = np.empty((k1 - k0, n_blocks, 3)) if n_blocks else None
-    for row, column in enumerate(_simulate_columns(job, list(range(k0, k1)), window, data)):
-        metrics[row] = [column["metrics"][name] for name in COLUMNS]
-        if blocks is not None:
-            blocks[row] = block_stats_from_returns(bar_returns(column["equity"]), n_blocks)[:, 0, :]
-    return ChunkResult(k0, metrics, blocks)
-
-
 @dataclass
 class Detail:
     """One combination simulated with its equity curve (for luck statistics, reports, walk-forward)."""
@@ -217,26 +161,15 @@ def detail(job: SweepJob, k: int, window: Window, cash: float | None = None) -> 
     data = _slice(job.candles, window.sig_start, window.stop)
     index = data.frame.index[window.sim_start - window.sig_start:]
     params = job.grid.combo(k)
-    if job.engine == "kernel":
-        from systrade.backtest.sweep_kernel import S_EXPOSED, S_FEES, S_OPEN, metrics_from_stats, run_combo
+    from systrade.backtest.sweep_kernel import S_EXPOSED, S_FEES, S_OPEN, metrics_from_stats, run_combo
 
-        resolved = resolve_signals(combo_signals(job, k, data), job.rules.direction)
-        stats, _, equity, pnls = run_combo(*(data.frame[c].to_numpy(dtype=float) for c in ("open", "high", "low",
-                                                                                             "close")),
-                                           resolved, window.sim_start - window.sig_start,
-                                           window.stop - window.sig_start, cash, params_vector(job.rules), 0,
-                                           detail=True)
-        metrics = metrics_from_stats(stats, job.bar_seconds, job.year_days)
-        result = Detail(params, pd.Series(equity, index=index), pnls, float(stats[S_FEES]), int(stats[S_EXPOSED]),
-                        int(stats[S_OPEN]), metrics)
-    else:
-        scaled = SweepJob(job.strategy_cls, job.grid, job.candles, job.rules, cash, job.year_days, job.engine,
-                          job.n_blocks, job.cache_bytes)
-        column = _simulate_columns(scaled, [k], window, data)[0]
-        trades = column["trades"]
-        closed = trades.loc[trades["status"] == "closed", "pnl"].to_numpy(dtype=float)
-        result = Detail(params, pd.Series(column["equity"], index=index), closed, column["fees"], column["exposed"],
-                        int(column["metrics"]["open_trades"]), column["metrics"])
+    resolved = resolve_signals(combo_signals(job, k, data), job.rules.direction)
+    prices = (data.frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close"))
+    stats, _, equity, pnls = run_combo(*prices, resolved, window.sim_start - window.sig_start,
+                                       window.stop - window.sig_start, cash, params_vector(job.rules), 0, detail=True)
+    metrics = metrics_from_stats(stats, job.bar_seconds, job.year_days)
+    result = Detail(params, pd.Series(equity, index=index), pnls, float(stats[S_FEES]), int(stats[S_EXPOSED]),
+                    int(stats[S_OPEN]), metrics)
     result.metrics["buy_and_hold_return_pct"] = buy_and_hold_pct(data.frame.iloc[window.sim_start - window.sig_start:])
     return result
 
@@ -256,7 +189,7 @@ class Plan:
     cache_bytes: int = 0  # per worker, for reused @indicator results (included in estimated_peak)
 
 
-def estimate_peak(engine: str, n_bars: int, n_combos: int, workers: int, chunk: int, base: int,
+def estimate_peak(n_bars: int, n_combos: int, workers: int, chunk: int, base: int,
                   processes: bool = True) -> int:
     """Peak resident memory of the whole run (this process plus its workers), in bytes.
 
@@ -264,15 +197,11 @@ def estimate_peak(engine: str, n_bars: int, n_combos: int, workers: int, chunk: 
     it is shared copy-on-write.
     """
     in_flight = KERNEL_BYTES_PER_BAR * n_bars + RESULT_BYTES_PER_COMBO * chunk
-    if engine == "vectorbt":
-        in_flight += VBT_BYTES_PER_BAR_COLUMN * n_bars * chunk
-        if not processes:  # cluster workers import vectorbt themselves (here it is in ``base`` already)
-            in_flight += VBT_IMPORT_BYTES
     extra_processes = workers if (processes and workers > 1) else 0
     return base * (1 + extra_processes) + max(workers, 1) * in_flight + RESULT_BYTES_PER_COMBO * n_combos
 
 
-def plan_sweep(engine: str, n_bars: int, n_combos: int, workers: int, budget: int, base: int,
+def plan_sweep(n_bars: int, n_combos: int, workers: int, budget: int, base: int,
                chunk_size: int | None = None, processes: bool = True) -> Plan:
     """Pick worker count and chunk size so the estimated peak stays within ``budget`` bytes.
 
@@ -282,8 +211,8 @@ def plan_sweep(engine: str, n_bars: int, n_combos: int, workers: int, budget: in
     workers = max(1, workers)
     note = ""
     while True:
-        fixed = estimate_peak(engine, n_bars, n_combos, workers, 0, base, processes)
-        per_combo = estimate_peak(engine, n_bars, n_combos, workers, 1, base, processes) - fixed
+        fixed = estimate_peak(n_bars, n_combos, workers, 0, base, processes)
+        per_combo = estimate_peak(n_bars, n_combos, workers, 1, base, processes) - fixed
         room = budget - fixed
         if room >= per_combo * max(workers, 1) or workers == 1:
             break
@@ -292,7 +221,7 @@ def plan_sweep(engine: str, n_bars: int, n_combos: int, workers: int, budget: in
     if room < per_combo:
         need = fixed + per_combo
         raise UserError(f"--memory {budget / 1e9:.2f}GB is too small for this sweep: it needs about "
-                        f"{need / 1e9:.2f}GB ({n_bars:,} bars, engine {engine}); raise --memory or cut the data "
+                        f"{need / 1e9:.2f}GB ({n_bars:,} bars); raise --memory or cut the data "
                         "with --start/--end")
     largest = max(1, int(room // (per_combo * max(workers, 1))))
     if chunk_size is not None:
@@ -304,9 +233,9 @@ def plan_sweep(engine: str, n_bars: int, n_combos: int, workers: int, budget: in
         chunk = chunk_size
     else:
         balanced = math.ceil(n_combos / (max(workers, 1) * 8))  # several chunks per worker: balance, progress
-        cap = 256 if engine == "kernel" else 1000
+        cap = 256
         chunk = max(1, min(largest, balanced, cap))
-    peak = estimate_peak(engine, n_bars, n_combos, workers, chunk, base, processes)
+    peak = estimate_peak(n_bars, n_combos, workers, chunk, base, processes)
     cache = int(max(0, min(INDICATOR_CACHE_CAP, (budget - peak) // (2 * max(workers, 1)))))
     return Plan(workers, chunk, peak + max(workers, 1) * cache, budget, note, cache)
 

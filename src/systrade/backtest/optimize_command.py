@@ -47,8 +47,8 @@ def optimize_command(options: SweepOptions, settings: Settings, out: Console, to
     out.print(f"best: {result.best.params}", highlight=False)
     for line in luck_lines(result.luck):
         out.print(line, highlight=False)
-    out.print(f"{sweep.n_combos:,} combinations in {sweep.elapsed_s:.2f} s ({rate:,.0f}/s; engine "
-              f"{session.job.engine}, {session.runner.workers} worker(s), {session.runner.kind}, chunks of "
+    out.print(f"{sweep.n_combos:,} combinations in {sweep.elapsed_s:.2f} s ({rate:,.0f}/s; "
+              f"{session.runner.workers} worker(s), {session.runner.kind}, chunks of "
               f"{session.plan.chunk_size})", highlight=False)
     if json_path:
         write_json(json_path, optimize_payload(result, top))

@@ -61,7 +61,7 @@ def optimize_payload(result: OptimizeResult, top: int) -> dict[str, Any]:
 
 def run_fields(session) -> dict[str, Any]:
     plan = session.plan
-    return {"engine": session.job.engine, "executor": session.runner.kind, "workers": session.runner.workers,
+    return {"executor": session.runner.kind, "workers": session.runner.workers,
             "chunk_size": plan.chunk_size, "memory_budget_bytes": plan.budget,
             "estimated_peak_bytes": plan.estimated_peak}
 

@@ -19,7 +19,6 @@ from systrade.backtest.optimize import (
     Sweep,
     SweepJob,
     Window,
-    choose_engine,
     detail,
     luck,
     plan_sweep,
@@ -85,25 +84,21 @@ class SweepSession:
         self.candles = self.prepared.candles[0]
         cls = type(self.prepared.strategy)
         self.grid: Grid = build_grid(cls, options.grid, parse_param_overrides(options.backtest.params))
-        engine = choose_engine(self.prepared.rules)
         self.job = SweepJob(cls, self.grid, self.candles, self.prepared.rules, self.prepared.cash,
-                            self.prepared.year_days, engine)
-        if engine == "kernel":
-            _warm_kernel()
-        else:
-            import vectorbt  # noqa: F401  (once here, before workers fork, instead of once per worker)
+                            self.prepared.year_days)
+        _warm_kernel()
         workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
         if options.cluster:
             workers = 1  # planned again below with the cluster's worker count
         self.base = resident_bytes()
-        self.plan: Plan = plan_sweep(engine, len(self.candles.frame), len(self.grid), workers, self.budget,
+        self.plan: Plan = plan_sweep(len(self.candles.frame), len(self.grid), workers, self.budget,
                                      self.base, options.chunk_size)
         from systrade.backtest.parallel import make_runner
 
         self.job.cache_bytes = self.plan.cache_bytes
         self.runner = make_runner(self.job, self.plan.workers, options.cluster, uuid.uuid4().hex)
         if options.cluster:
-            self.plan = plan_sweep(engine, len(self.candles.frame), len(self.grid), self.runner.workers,
+            self.plan = plan_sweep(len(self.candles.frame), len(self.grid), self.runner.workers,
                                    self.budget, self.base, options.chunk_size, processes=False)
 
     @property

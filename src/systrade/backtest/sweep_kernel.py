@@ -19,7 +19,6 @@ import numpy as np
 
 from systrade.backtest.metrics import cagr, periods_per_year
 from systrade.sim import kernel as fm
-from systrade.sim.rules import PositionRules
 
 REL_TOL = 1e-9  # vectorbt.utils.math_.rel_tol
 ABS_TOL = 1e-12  # vectorbt.utils.math_.abs_tol
@@ -30,11 +29,6 @@ STATS = ("initial", "final", "bars", "max_drawdown", "ret_mean", "ret_m2", "ret_
 N_STATS = len(STATS)
 S_INITIAL, S_FINAL, S_BARS, S_MDD, S_MEAN, S_M2, S_DOWN, S_NRET, S_CLOSED, S_WINS, S_GAINS, S_LOSSES, \
     S_PNL, S_FEES, S_EXPOSED, S_OPEN = range(N_STATS)
-
-def supports(rules: PositionRules) -> bool:
-    """Whether the kernel implements these rules: all of them, on one symbol (the fill model is shared)."""
-    return True
-
 
 # ------------------------------------------------------------------------------ vectorbt's float helpers
 
