@@ -94,9 +94,9 @@ class BotRunner:
 
     def tick(self) -> TickResult:
         """Process the newest closed candle, if it is new. Exchange errors surface after the retry policy."""
-        state = self.ledger.bot_state(self.name)
         if self._reconcile_due:
             self.reconcile()
+        state = self.ledger.bot_state(self.name)  # after reconcile: a completed intent changes the position
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
         if candles.empty:
             return self._done(TickResult(self.name, "skipped", message="no closed candles yet"))
@@ -113,7 +113,7 @@ class BotRunner:
             state = self.ledger.bot_state(self.name)
             action = kernel.decide(state.position, *self.last_signals.values())
             if state.halted:
-                if action != kernel.CLOSE and not (action == kernel.REVERSE):
+                if action not in (kernel.CLOSE, kernel.REVERSE):
                     self._mark_bar(bar, "halted")
                     return TickResult(self.name, "halted", bar, state.halted_reason or "halted")
                 action = kernel.CLOSE  # a halted bot still exits, but opens nothing
@@ -182,8 +182,7 @@ class BotRunner:
                 kernel.bar_stop(cash, 0, model, 0, i, opens[i], highs[i], lows[i], params, fills, skips, counts)
             if counts[kernel.C_FILLS]:
                 kind = kernel.FILL_KINDS[int(fills[0, kernel.F_KIND])]
-                price = fills[0, kernel.F_PRICE] / (1 + fills[0, kernel.F_SIDE] * self.rules.slippage)
-                return self._stop_fill(index[i].to_pydatetime(), kind, price, state.position,
+                return self._stop_fill(index[i].to_pydatetime(), kind, fills[0, kernel.F_QUOTE], state.position,
                                        fills[0, kernel.F_SIZE], params)
         return False
 

@@ -39,9 +39,9 @@ ACTIONS = ("hold", "buy", "sell", "close", "reverse")
 X_POSITION, X_STOP_LOSS, X_TAKE_PROFIT = range(3)
 N_STATE = 3
 
-# ---- fill records
-F_BAR, F_COL, F_SIDE, F_SIZE, F_PRICE, F_FEE, F_KIND = range(7)
-N_FILL = 7
+# ---- fill records (F_PRICE is the fill price, slippage included; F_QUOTE the price it was asked at)
+F_BAR, F_COL, F_SIDE, F_SIZE, F_PRICE, F_FEE, F_KIND, F_QUOTE = range(8)
+N_FILL = 8
 KIND_OPEN, KIND_CLOSE, KIND_REVERSE, KIND_STOP_LOSS, KIND_TAKE_PROFIT = range(5)
 FILL_KINDS = ("open", "close", "reverse", "stop_loss", "take_profit")
 
@@ -210,6 +210,7 @@ def place(cash: np.ndarray, g: int, state: np.ndarray, c: int, bar: int, is_buy:
         fills[k, F_PRICE] = fill
         fills[k, F_FEE] = fee
         fills[k, F_KIND] = kind
+        fills[k, F_QUOTE] = price
         counts[C_FILLS] = k + 1
     else:
         counts[C_OVERFLOW] = 1
