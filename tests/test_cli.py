@@ -157,3 +157,47 @@ def test_debug_shows_the_traceback(run_cli) -> None:
     result = run_cli("backtest", "sma_crss", "--debug")
     assert result.returncode == 2
     assert "Traceback" in result.stderr and "did you mean sma_cross" in result.stderr
+
+
+def _strict_crosses_up(close: pd.Series, fast: int, slow: int) -> int:
+    """Entries sma_cross acts on (every bar but the last has a next open), counted here with plain pandas."""
+    f, s = close.rolling(fast).mean(), close.rolling(slow).mean()
+    up = (f.shift(1) < s.shift(1)) & (f > s)
+    return int(up.iloc[:-1].sum())
+
+
+def test_orders_below_the_lot_are_skipped_and_counted(run_cli, workdir: Path) -> None:
+    """Half a unit with whole-unit lots can never be placed: no trade, and every entry is reported as skipped."""
+    assert run_cli("data", "sample").returncode == 0  # the sample the backtest reads, as a file to count on
+    result = run_cli("backtest", "sma_cross", "--size", "0.5", "--size-type", "amount", "--granularity", "1",
+                     "--json", "out.json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((workdir / "out.json").read_text())
+    sample = pd.read_parquet(workdir / "data" / "sample" / "SAMPLE_USDT-1h.parquet")
+    expected = _strict_crosses_up(sample["close"], 10, 30)
+    assert doc["total_trades"] == 0 and expected > 10
+    assert doc["skipped_orders"] == {"total": expected, "by_reason": {"min_amount": expected}}
+    assert f"{expected} min_amount" in result.stdout
+
+
+def test_default_costs_are_charged_and_stated(run_cli, workdir: Path) -> None:
+    charged = run_cli("backtest", "sma_cross", "--json", "default.json")
+    free = run_cli("backtest", "sma_cross", "--fees", "0", "--json", "free.json")
+    assert charged.returncode == free.returncode == 0, charged.stderr + free.stderr
+    assert "costs: fees 0.1% per fill, slippage 0%" in charged.stdout
+    assert "costs: fees 0% per fill, slippage 0%" in free.stdout
+    default, nothing = (json.loads((workdir / name).read_text()) for name in ("default.json", "free.json"))
+    assert default["rules"]["fees"] == 0.001 and nothing["fees_paid"] == 0
+    traded = sum(t["size"] * t["entry_price"] + (t["size"] * t["exit_price"] if t["exit_price"] else 0)
+                 for t in default["trades"])
+    assert default["fees_paid"] == pytest.approx(0.001 * traded, rel=1e-9)
+
+
+def test_zero_volume_candles_are_noted(run_cli, workdir: Path) -> None:
+    random_walk_csv(workdir / "quiet.csv", n=120)
+    frame = pd.read_csv(workdir / "quiet.csv")
+    frame.loc[[5, 6, 40], "Volume"] = 0
+    frame.to_csv(workdir / "quiet.csv", index=False)
+    result = run_cli("backtest", "sma_cross", "--data", "quiet.csv")
+    assert result.returncode == 0, result.stderr
+    assert "has 3 candles with zero volume" in " ".join(result.stdout.split())

@@ -497,13 +497,14 @@ def from_signals_fills(open_, high, low, close, signals: dict, cash: float, rule
     """The same case through ``vectorbt.Portfolio.from_signals`` (signals moved to their fill bar, at the open)."""
     import vectorbt as vbt
 
-    from systrade.sim.rules import resolve_signals, to_fill_bars
+    from systrade.sim.rules import resolve_signals
 
     n = len(close)
     index = pd.date_range("2024-01-01", periods=n, freq="1h")
     arrays = {name: None if signals.get(name) is None else np.asarray(signals[name], dtype=bool)
               for name in ("entries", "exits", "short_entries", "short_exits")}
-    fill_bars = to_fill_bars(resolve_signals(arrays, rules.direction))
+    fill_bars = {name: np.r_[False, values[:-1]]  # a signal on bar t fills at bar t+1's open
+                 for name, values in resolve_signals(arrays, rules.direction).items()}
     if rules.size == "all":
         size, size_type = np.inf, "amount"
     elif rules.size_type == "percent":

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from systrade.sim.rules import PositionRules
-from systrade.sim.run import SIGNAL_NAMES, FillModelRun, run_fill_model
+from systrade.sim.run import FillModelRun, run_fill_model
 
 TRADE_FIELDS = ["direction", "entry_time", "entry_price", "exit_time", "exit_price", "size", "pnl",
                 "return_pct", "fees", "status"]
@@ -23,7 +23,7 @@ TRADE_FIELDS = ["direction", "entry_time", "entry_price", "exit_time", "exit_pri
 # vectorbt still uses pandas APIs that pandas 3 deprecates; those warnings are not the user's concern.
 warnings.filterwarnings("ignore", module=r"vectorbt(\.|$)")
 
-__all__ = ["SIGNAL_NAMES", "TRADE_FIELDS", "Simulation", "simulate"]
+__all__ = ["TRADE_FIELDS", "Simulation", "simulate"]
 
 
 @dataclass

@@ -11,7 +11,9 @@ import pandas as pd
 from rich.table import Table
 
 from systrade.backtest.run import TRADE_FIELDS, BacktestRun, SymbolResult
+from systrade.data.load import zero_volume_bars
 from systrade.fsutil import atomic_write, atomic_write_text
+from systrade.sim.rules import PositionRules
 
 METRIC_FIELDS = ["final_equity", "total_return_pct", "cagr_pct", "max_drawdown_pct", "sharpe", "sortino",
                  "calmar", "win_rate_pct", "profit_factor", "expectancy", "exposure_pct", "fees_paid",
@@ -92,6 +94,20 @@ def _fmt(value: Any, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
+def data_notes(run: BacktestRun) -> list[str]:
+    """What to say about the data before the results: made-up data, candles that traded nothing."""
+    notes = []
+    for result in run.results:
+        candles = result.candles
+        if candles.synthetic:
+            notes.append(f"{candles.symbol} is {candles.note}")
+        empty = zero_volume_bars(candles)
+        if empty:
+            notes.append(f"{candles.symbol} has {empty} candles with zero volume; fills at their prices may not "
+                         "have been possible")
+    return notes
+
+
 def summary_table(run: BacktestRun) -> Table:
     """A rich table: one column per symbol (plus the shared portfolio when cash is shared)."""
     table = Table(title=f"{run.strategy} {run.params}")
@@ -122,7 +138,7 @@ def summary_table(run: BacktestRun) -> Table:
     return table
 
 
-def costs_caption(rules) -> str:
+def costs_caption(rules: PositionRules) -> str:
     """The costs and market rules a run applied, in one line under its table."""
     sell = "" if rules.sell_fees is None else f", sells {rules.sell_fees * 100:g}%"
     text = f"costs: fees {rules.fees * 100:g}% per fill{sell}, slippage {rules.slippage * 100:g}%"

@@ -9,6 +9,7 @@ import pandas as pd
 
 from systrade.data.load import Candles, load_candles
 from systrade.errors import UserError
+from systrade.sim.rules import SIGNAL_COLUMNS
 from systrade.strategy import (
     Strategy,
     StrategyRef,
@@ -17,8 +18,6 @@ from systrade.strategy import (
     parse_param_overrides,
     validate_signals,
 )
-
-SIGNAL_COLUMNS = ("entries", "exits", "short_entries", "short_exits")
 
 
 def raw_signals(strategy: Strategy, frame: pd.DataFrame, fill: bool = True) -> dict[str, np.ndarray | None]:

@@ -36,20 +36,14 @@ def backtest(
     report_path: str | None = typer.Option(None, "--report", help="Write a self-contained HTML report."),
 ) -> None:
     """Backtest a strategy (on the bundled synthetic sample unless --data/--symbol is given)."""
-    from systrade.backtest.output import run_payload, summary_table, write_json, write_trades_csv
+    from systrade.backtest.output import data_notes, run_payload, summary_table, write_json, write_trades_csv
     from systrade.backtest.request import BacktestOptions, prepare_backtest
 
     options = BacktestOptions(strategy, param, data, exchange, symbol, timeframe, start, end, cash, fees, slippage,
                               size, size_type, granularity, direction, stop_loss, take_profit, cash_sharing, year_days)
     run = prepare_backtest(options, settings()).run()
-    from systrade.data.load import zero_volume_bars
-
-    for result in run.results:
-        if result.candles.synthetic:
-            out.print(f"[yellow]note:[/] {result.candles.symbol} is {result.candles.note}", highlight=False)
-        if zero_volume_bars(result.candles):
-            out.print(f"[yellow]note:[/] {result.candles.symbol} has {zero_volume_bars(result.candles)} candles with "
-                      "zero volume; fills at their prices may not have been possible", highlight=False)
+    for note in data_notes(run):
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(summary_table(run))
     if json_path:
         write_json(json_path, run_payload(run))

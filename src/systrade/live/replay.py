@@ -30,9 +30,9 @@ from systrade.config import BotSettings
 from systrade.live.broker import PaperBroker
 from systrade.live.ledger import Ledger, as_utc
 from systrade.live.market import MarketRules
-from systrade.live.runner import SIGNAL_COLUMNS, BotRunner
+from systrade.live.runner import BotRunner
 from systrade.sim import kernel
-from systrade.sim.rules import PositionRules
+from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules
 from systrade.strategy import StrategyRef
 
 REPLAY_BOT = "replay"

@@ -34,13 +34,12 @@ from systrade.live.broker import Execution, OrderRequest, book_price
 from systrade.live.ledger import Balance, Bot, Fill, Ledger, Order, Tick, as_utc, client_order_id, utcnow
 from systrade.live.market import MarketData
 from systrade.sim import kernel
-from systrade.sim.rules import PositionRules, params_vector, resolve_signals
+from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules, params_vector, resolve_signals
 from systrade.strategy import Strategy, StrategyRef, build_strategy, validate_signals
 
 log = logging.getLogger("systrade.paper")
 ACCOUNT_LOCK = threading.Lock()  # bots share one cash balance: size and fill one order at a time
 DEFAULT_HISTORY = 250
-SIGNAL_COLUMNS = ("entries", "exits", "short_entries", "short_exits")
 
 
 @dataclass

@@ -19,6 +19,8 @@ from systrade.sim import kernel
 
 SIZE_TYPES = kernel.SIZE_TYPES
 DIRECTIONS = ("long", "short", "both")
+SIGNAL_COLUMNS = ("entries", "exits", "short_entries", "short_exits")
+"""A strategy's signal columns, in the order ``kernel.decide`` takes them."""
 
 
 @dataclass(frozen=True)
@@ -118,18 +120,3 @@ def resolve_signals(arrays: dict[str, np.ndarray | None], direction: str) -> dic
         long_entries, long_exits = none, none
     return {"entries": long_entries, "exits": long_exits,
             "short_entries": short_entries, "short_exits": short_exits}
-
-
-def to_fill_bars(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Move each signal from bar t (where it was computed) to bar t+1 (where it fills, at the open)."""
-    shifted = {}
-    for name, values in arrays.items():
-        out = np.zeros_like(values, dtype=bool)
-        out[1:] = values[:-1]
-        shifted[name] = out
-    return shifted
-
-
-def action_name(position: float, long_entry: bool, long_exit: bool, short_entry: bool, short_exit: bool) -> str:
-    """``kernel.decide`` by name: ``buy``, ``sell``, ``close``, ``reverse`` or ``hold``."""
-    return kernel.ACTIONS[kernel.decide(position, long_entry, long_exit, short_entry, short_exit)]

@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 
 from systrade.sim import kernel
-from systrade.sim.rules import PositionRules, params_vector, resolve_signals
-
-SIGNAL_NAMES = ("entries", "exits", "short_entries", "short_exits")
+from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules, params_vector, resolve_signals
 
 
 @dataclass
@@ -77,7 +75,7 @@ def run_fill_model(datas: dict[str, pd.DataFrame], signals: dict[str, dict[str, 
         resolved[symbol] = resolve_signals(signals[symbol], per.direction)
     flags = {name: np.column_stack([
         pd.Series(resolved[s][name], index=datas[s].index).reindex(index, fill_value=False).to_numpy(dtype=bool)
-        for s in symbols]) for name in SIGNAL_NAMES}
+        for s in symbols]) for name in SIGNAL_COLUMNS}
     params = np.vstack([params_vector(rules[s] if isinstance(rules, dict) else rules) for s in symbols])
     group_of = np.zeros(m, dtype=np.int64) if cash_sharing else np.arange(m, dtype=np.int64)
     groups = 1 if cash_sharing else m
