@@ -12,13 +12,13 @@ from conftest import STRATEGIES, shared_file
 from test_checks_lookahead import check_cli
 
 from systrade.checks.common import raw_signals
+from systrade.checks.preflight import preflight
 from systrade.checks.warmup import measure_warmup
 from systrade.config import BotSettings, load_settings
 from systrade.data.readers import read_ohlcv
 from systrade.data.sample import generate_sample
 from systrade.data.validate import prepare
 from systrade.live.broker import PaperBroker
-from systrade.live.daemon import preflight
 from systrade.live.ledger import Ledger
 from systrade.live.replay import ReplayMarket
 from systrade.live.runner import DEFAULT_HISTORY, BotRunner

@@ -1,6 +1,6 @@
-"""Trust checks: lookahead, warmup and backtest/paper parity.
+"""Trust checks: lookahead, warmup, backtest/paper parity, and the checks before the daemon starts.
 
-``lookahead`` and ``warmup`` need only a strategy and candles. ``parity`` runs the backtest and the
-replay of the daemon's tick code, so it sits above both ``backtest`` and ``live``; import it directly
-(this package imports nothing, so ``live`` may use ``checks.lookahead`` and ``checks.warmup``).
+``lookahead`` and ``warmup`` need only a strategy and candles. ``parity``, ``paper_replay`` and
+``preflight`` use the daemon's code, so this package sits above both ``backtest`` and ``live``;
+``live`` never imports it.
 """

@@ -23,7 +23,8 @@ def run(
                                          help="Start bots whose strategy fails the lookahead check anyway."),
 ) -> None:
     """Start the daemon: one scheduled job per bot, at every candle close."""
-    from systrade.live.daemon import build_runners, preflight, run_forever, run_once
+    from systrade.checks.preflight import preflight
+    from systrade.live.daemon import build_runners, run_forever, run_once
     from systrade.live.logs import setup_logging
 
     config = settings()

@@ -10,12 +10,8 @@ from __future__ import annotations
 import logging
 import signal
 import traceback
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from systrade.config import Settings
-from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.exchange import RetryPolicy, TransientDataError, create_exchange, describe_error, is_retryable
@@ -23,76 +19,9 @@ from systrade.live.broker import PaperBroker, SandboxBroker
 from systrade.live.ledger import Ledger
 from systrade.live.market import MarketData
 from systrade.live.runner import BotRunner, TickResult
-from systrade.strategy import build_strategy, load_strategy
-
-if TYPE_CHECKING:
-    from systrade.checks.lookahead import LookaheadReport
+from systrade.strategy import load_strategy
 
 log = logging.getLogger("systrade.paper")
-
-
-@dataclass
-class BotCheck:
-    """What the checks before start found for one bot's strategy."""
-
-    bot: str
-    source: str  # the candles checked: the bot's stored series, else the bundled sample
-    lookahead: LookaheadReport
-    warmup: int | None  # measured candles of history the tick needs (None: the bot sets `candles`)
-
-
-_CHECKED: dict[tuple, tuple] = {}  # (strategy, params, data file and its mtime) -> (lookahead, warmup)
-
-
-def preflight(settings: Settings) -> list[BotCheck]:
-    """Check every bot's strategy for lookahead and measure its warmup before anything is scheduled.
-
-    The warmup is measured only for bots that do not set ``candles`` (the history they fetch).
-
-    The candles are the bot's own series in the store when there is one, else the bundled sample. Results are
-    remembered for the process (a restart in the same process does not check again).
-    """
-    from systrade.checks.lookahead import check_lookahead
-    from systrade.checks.warmup import measure_warmup
-
-    if not settings.paper.bots:
-        raise UserError("no bots configured; add [[paper.bots]] tables to systrade.toml (see the README)")
-    checks = []
-    for bot in settings.paper.bots:
-        ref = load_strategy(bot.strategy, settings.strategies.dir)
-        strategy = build_strategy(ref, bot.params)
-        candles = _check_candles(settings, bot)
-        path = Path(candles.source)
-        stamp = path.stat().st_mtime_ns if path.is_file() else None
-        key = (ref.source, ref.cls.__qualname__, repr(sorted(strategy.param_values.items())), candles.source, stamp)
-        if key not in _CHECKED:
-            _CHECKED[key] = (check_lookahead(strategy, candles.frame), None)
-        lookahead, warmup = _CHECKED[key]
-        if warmup is None and bot.candles is None:  # a bot that sets `candles` does not need it
-            warmup = measure_warmup(strategy, candles.frame).warmup
-            _CHECKED[key] = (lookahead, warmup)
-        source = candles.note if candles.synthetic else candles.source
-        checks.append(BotCheck(bot.name, f"{candles.symbol} {candles.timeframe}, {source}", lookahead, warmup))
-    return checks
-
-
-PREFLIGHT_SAMPLE_BARS = 5000
-
-
-def _check_candles(settings: Settings, bot) -> Candles:
-    """The bot's stored series, else the bundled sample (generated shorter when its file is absent: start-up
-    stays quick, and 5,000 synthetic candles are plenty to catch lookahead and bound a warmup)."""
-    from systrade.data.load import load_candles
-    from systrade.data.sample import SAMPLE_KEY, generate_sample
-
-    try:
-        return load_candles(settings.data.dir, None, bot.exchange, [bot.symbol], bot.timeframe)[0]
-    except UserError:
-        pass
-    if SAMPLE_KEY.path(settings.data.dir).is_file():
-        return load_candles(settings.data.dir)[0]
-    frame = generate_sample(bars=PREFLIGHT_SAMPLE_BARS)
-    return Candles(SAMPLE_KEY.symbol, SAMPLE_KEY.timeframe, frame, "bundled sample generator", True)
 
 
 def build_runners(settings: Settings, warmups: dict[str, int] | None = None) -> tuple[Ledger, list[BotRunner]]:
