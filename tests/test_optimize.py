@@ -15,11 +15,11 @@ import pytest
 from conftest import REPO, STRATEGIES, systrade_exe, tree
 
 from systrade.backtest.metrics import bar_returns
-from systrade.backtest.optimize import COLUMNS, METRICS, detail, luck, rank
-from systrade.backtest.optimize_run import SweepOptions, SweepSession, run_optimize
-from systrade.backtest.overfitting import deflated_sharpe, pbo_from_returns, sharpe_moments
 from systrade.backtest.request import BacktestOptions, prepare_backtest
 from systrade.config import Settings
+from systrade.optimize.overfitting import deflated_sharpe, pbo_from_returns, sharpe_moments
+from systrade.optimize.run import SweepOptions, SweepSession, run_optimize
+from systrade.optimize.sweep import COLUMNS, METRICS, detail, luck, rank
 
 CUT = ["--start", "2024-01-01", "--end", "2024-02-10"]
 GRID = ["fast=5:12:1", "slow=20:40:5"]  # 8 x 5 = 40 combinations

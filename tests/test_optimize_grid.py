@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from systrade import Param, Signals, Strategy
-from systrade.backtest.grid import build_grid, default_values, iter_combos, parse_grid_spec, parse_memory
 from systrade.errors import UserError
+from systrade.optimize.grid import build_grid, default_values, iter_combos, parse_grid_spec, parse_memory
 
 
 class Demo(Strategy):

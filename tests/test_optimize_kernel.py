@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from test_engine_reference import make_market
 
 from systrade import Signals, Strategy, crossed_above, crossed_below
-from systrade.backtest import sweep_kernel as kernel
 from systrade.backtest.metrics import bar_returns
-from systrade.backtest.optimize import COLUMNS
-from systrade.backtest.overfitting import block_stats_from_returns
 from systrade.backtest.run import run_backtest
 from systrade.data.load import Candles
+from systrade.optimize import sweep_kernel as kernel
+from systrade.optimize.overfitting import block_stats_from_returns
+from systrade.optimize.sweep import COLUMNS
 from systrade.sim.rules import PositionRules, params_vector, resolve_signals
 
 SIGNAL_NAMES = ("entries", "exits", "short_entries", "short_exits")

@@ -7,10 +7,10 @@ import pytest
 from conftest import REPO, STRATEGIES
 
 from systrade import Param, Signals, Strategy, crossed_above, crossed_below, indicator
-from systrade.backtest.grid import build_grid
-from systrade.backtest.optimize import SweepJob, evaluate
 from systrade.data.load import load_candles
 from systrade.errors import UserError
+from systrade.optimize.grid import build_grid
+from systrade.optimize.sweep import SweepJob, evaluate
 from systrade.reuse import indicator_cache
 from systrade.sim.rules import PositionRules
 
@@ -142,11 +142,11 @@ def test_a_reusing_strategy_file_is_shipped_to_workers_by_value() -> None:
     import subprocess
     import sys
 
-    from systrade.backtest.parallel import serialise
+    from systrade.optimize.parallel import serialise
     from systrade.strategy import load_from_path
 
     twin = load_from_path(str(REPO / "benchmarks" / "strategies" / "sma_cross_reuse.py")).cls
-    code = ("import sys, cloudpickle, numpy as np; from systrade.backtest.optimize import evaluate; "
+    code = ("import sys, cloudpickle, numpy as np; from systrade.optimize.sweep import evaluate; "
             "job = cloudpickle.loads(sys.stdin.buffer.read()); "
             "np.save(sys.stdout.buffer, evaluate(job, 0, 15, job.full_window()).metrics)")
     result = subprocess.run([sys.executable, "-c", code], input=serialise(job(twin)), capture_output=True,

@@ -13,8 +13,8 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from systrade.backtest import overfitting
-from systrade.backtest.overfitting import (
+from systrade.optimize import overfitting
+from systrade.optimize.overfitting import (
     block_stats_from_returns,
     deflated_sharpe,
     expected_max_sharpe,

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from conftest import REPO, STRATEGIES, systrade_exe
 
-from systrade.backtest.optimize_run import SweepOptions, run_optimize
 from systrade.backtest.request import BacktestOptions
-from systrade.backtest.walkforward import make_splits, parse_span, run_walkforward
 from systrade.config import Settings
 from systrade.errors import UserError
+from systrade.optimize.run import SweepOptions, run_optimize
+from systrade.optimize.walkforward import make_splits, parse_span, run_walkforward
 
 GRID = ["fast=5:15:5", "slow=20:40:10"]
 OPTIMIZE = [systrade_exe()]

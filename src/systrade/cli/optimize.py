@@ -54,9 +54,9 @@ def optimize(
     report_path: str | None = REPORT, heatmap: str | None = HEATMAP, no_progress: bool = QUIET,
 ) -> None:
     """Sweep a parameter grid in bounded memory; rank by a metric; say how much of the best is luck."""
-    from systrade.backtest.optimize_command import optimize_command
-    from systrade.backtest.optimize_run import SweepOptions
     from systrade.backtest.request import BacktestOptions
+    from systrade.optimize.command import optimize_command
+    from systrade.optimize.run import SweepOptions
 
     options = SweepOptions(
         BacktestOptions(strategy, param, data, exchange, [symbol] if symbol else [], timeframe, start, end, cash,
@@ -82,9 +82,9 @@ def walkforward(
     report_path: str | None = REPORT, no_progress: bool = QUIET,
 ) -> None:
     """Optimize on each training window, trade the chosen params on the next test window, stitch the results."""
-    from systrade.backtest.optimize_command import walkforward_command
-    from systrade.backtest.optimize_run import SweepOptions
     from systrade.backtest.request import BacktestOptions
+    from systrade.optimize.command import walkforward_command
+    from systrade.optimize.run import SweepOptions
 
     options = SweepOptions(
         BacktestOptions(strategy, param, data, exchange, [symbol] if symbol else [], timeframe, start, end, cash,

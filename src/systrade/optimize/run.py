@@ -11,8 +11,11 @@ from typing import Any
 
 from rich.console import Console
 
-from systrade.backtest.grid import Grid, build_grid, parse_memory
-from systrade.backtest.optimize import (
+from systrade.backtest.request import BacktestOptions, PreparedBacktest, prepare_backtest
+from systrade.config import Settings
+from systrade.errors import UserError
+from systrade.optimize.grid import Grid, build_grid, parse_memory
+from systrade.optimize.sweep import (
     METRICS,
     Detail,
     Plan,
@@ -24,9 +27,6 @@ from systrade.backtest.optimize import (
     plan_sweep,
     run_sweep,
 )
-from systrade.backtest.request import BacktestOptions, PreparedBacktest, prepare_backtest
-from systrade.config import Settings
-from systrade.errors import UserError
 from systrade.progress import progress_bar, rate_text
 from systrade.strategy import parse_param_overrides
 
@@ -58,7 +58,7 @@ def _warm_kernel() -> None:
     """Load the disk-cached kernel (compiling it once per installation) before workers are forked."""
     import numpy as np
 
-    from systrade.backtest.sweep_kernel import run_combo
+    from systrade.optimize.sweep_kernel import run_combo
     from systrade.sim.rules import PositionRules, params_vector
 
     flags = np.zeros(4, dtype=bool)
@@ -93,7 +93,7 @@ class SweepSession:
         self.base = resident_bytes()
         self.plan: Plan = plan_sweep(len(self.candles.frame), len(self.grid), workers, self.budget,
                                      self.base, options.chunk_size)
-        from systrade.backtest.parallel import make_runner
+        from systrade.optimize.parallel import make_runner
 
         self.job.cache_bytes = self.plan.cache_bytes
         self.runner = make_runner(self.job, self.plan.workers, options.cluster, uuid.uuid4().hex)

@@ -23,13 +23,13 @@ import pandas as pd
 from rich.table import Table
 
 from systrade.backtest.metrics import compute_metrics
-from systrade.backtest.optimize import METRICS, Detail, Window, detail, luck
-from systrade.backtest.optimize_run import SweepOptions, SweepSession
 from systrade.backtest.output import _fmt, clean
 from systrade.backtest.run import buy_and_hold_pct
 from systrade.config import Settings
 from systrade.data.load import Candles
 from systrade.errors import UserError
+from systrade.optimize.run import SweepOptions, SweepSession
+from systrade.optimize.sweep import METRICS, Detail, Window, detail, luck
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$", re.IGNORECASE)
 _SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from systrade.backtest.optimize_run import SweepOptions
 from systrade.config import Settings
 from systrade.errors import UserError
+from systrade.optimize.run import SweepOptions
 
 
 def _check_outputs(*paths: str | None) -> None:
@@ -17,10 +17,10 @@ def _check_outputs(*paths: str | None) -> None:
 
 def optimize_command(options: SweepOptions, settings: Settings, out: Console, top: int, json_path: str | None,
                      report_path: str | None, heatmap: str | None) -> None:
-    from systrade.backtest.optimize_output import luck_lines, optimize_payload, top_table
-    from systrade.backtest.optimize_report import heatmap_axes, write_optimize_report
-    from systrade.backtest.optimize_run import run_optimize
     from systrade.backtest.output import write_json
+    from systrade.optimize.output import luck_lines, optimize_payload, top_table
+    from systrade.optimize.report import heatmap_axes, write_optimize_report
+    from systrade.optimize.run import run_optimize
 
     if top < 1:
         raise UserError(f"--top {top} is not valid; give 1 or more")
@@ -59,7 +59,7 @@ def optimize_command(options: SweepOptions, settings: Settings, out: Console, to
 def walkforward_command(options: SweepOptions, settings: Settings, out: Console, train: str, test: str,
                         anchored: bool, json_path: str | None, report_path: str | None) -> None:
     from systrade.backtest.output import write_json
-    from systrade.backtest.walkforward import parse_span, run_walkforward, walkforward_payload, walkforward_tables
+    from systrade.optimize.walkforward import parse_span, run_walkforward, walkforward_payload, walkforward_tables
 
     _check_outputs(json_path, report_path)
     train_span, test_span = parse_span(train, "--train"), parse_span(test, "--test")
@@ -74,6 +74,6 @@ def walkforward_command(options: SweepOptions, settings: Settings, out: Console,
     if json_path:
         write_json(json_path, walkforward_payload(result))
     if report_path:
-        from systrade.backtest.optimize_report import write_walkforward_report
+        from systrade.optimize.report import write_walkforward_report
 
         write_walkforward_report(report_path, result)

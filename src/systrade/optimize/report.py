@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from systrade.backtest.grid import Grid
-from systrade.backtest.optimize import METRICS, Sweep
 from systrade.backtest.output import _fmt
 from systrade.errors import UserError
 from systrade.fsutil import atomic_write_text
+from systrade.optimize.grid import Grid
+from systrade.optimize.sweep import METRICS, Sweep
 
 STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:12px}"
          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} .synthetic{color:#b00;font-weight:bold}")
@@ -77,7 +77,7 @@ def _page(title: str, synthetic: bool, body: str) -> str:
 def render_optimize_report(result, top: int, axes: tuple[str, str | None]) -> str:
     import plotly.graph_objects as go
 
-    from systrade.backtest.optimize_output import luck_lines, top_rows
+    from systrade.optimize.output import luck_lines, top_rows
 
     sweep, session = result.sweep, result.session
     x, y = axes
@@ -115,7 +115,7 @@ def render_walkforward_report(result) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from systrade.backtest.walkforward import SUMMARY_METRICS, walkforward_tables  # noqa: F401
+    from systrade.optimize.walkforward import SUMMARY_METRICS, walkforward_tables  # noqa: F401
 
     frame = result.candles.frame
     equity = result.oos_equity

@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.table import Table
 
-from systrade.backtest.optimize import METRICS, Sweep
-from systrade.backtest.optimize_run import OptimizeResult
 from systrade.backtest.output import _fmt, clean
+from systrade.optimize.run import OptimizeResult
+from systrade.optimize.sweep import METRICS, Sweep
 
 TABLE_COLUMNS = (("total_return_pct", "return %"), ("sharpe", "sharpe"), ("sortino", "sortino"),
                  ("calmar", "calmar"), ("max_drawdown_pct", "max dd %"), ("profit_factor", "PF"),

@@ -16,8 +16,8 @@ from typing import Any
 
 import cloudpickle
 
-from systrade.backtest.optimize import ChunkResult, SweepJob, Window, evaluate
 from systrade.errors import UserError
+from systrade.optimize.sweep import ChunkResult, SweepJob, Window, evaluate
 
 _JOBS: dict[str, SweepJob] = {}  # per worker process: unpickled jobs by token
 

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from systrade.backtest.grid import Grid
 from systrade.backtest.metrics import bar_returns, periods_per_year
 from systrade.backtest.run import buy_and_hold_pct, compute_signals
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
+from systrade.optimize.grid import Grid
 from systrade.sim.rules import PositionRules, params_vector, resolve_signals
 from systrade.strategy import Strategy
 
@@ -113,7 +113,7 @@ def evaluate(job: SweepJob, k0: int, k1: int, window: Window) -> ChunkResult:
 
 
 def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Candles) -> ChunkResult:
-    from systrade.backtest.sweep_kernel import (
+    from systrade.optimize.sweep_kernel import (
         EMPTY_F,
         N_STATS,
         block_edges,
@@ -161,7 +161,7 @@ def detail(job: SweepJob, k: int, window: Window, cash: float | None = None) -> 
     data = _slice(job.candles, window.sig_start, window.stop)
     index = data.frame.index[window.sim_start - window.sig_start:]
     params = job.grid.combo(k)
-    from systrade.backtest.sweep_kernel import S_EXPOSED, S_FEES, S_OPEN, metrics_from_stats, run_combo
+    from systrade.optimize.sweep_kernel import S_EXPOSED, S_FEES, S_OPEN, metrics_from_stats, run_combo
 
     resolved = resolve_signals(combo_signals(job, k, data), job.rules.direction)
     prices = (data.frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close"))
@@ -320,8 +320,8 @@ def _preload_statistics() -> None:
     import sys
     import threading
 
-    if "systrade.backtest.overfitting" not in sys.modules:
-        threading.Thread(target=lambda: __import__("systrade.backtest.overfitting"), daemon=True).start()
+    if "systrade.optimize.overfitting" not in sys.modules:
+        threading.Thread(target=lambda: __import__("systrade.optimize.overfitting"), daemon=True).start()
 
 
 def luck(sweep: Sweep, best_detail: Detail | None = None) -> dict[str, Any]:
@@ -330,7 +330,7 @@ def luck(sweep: Sweep, best_detail: Detail | None = None) -> dict[str, Any]:
     The winner's skewness and kurtosis come from its bar returns (``best_detail``, simulated again); the
     variance of the trials' Sharpe ratios from every combination with a defined Sharpe.
     """
-    from systrade.backtest.overfitting import deflated_sharpe, pbo_cscv, sharpe_moments
+    from systrade.optimize.overfitting import deflated_sharpe, pbo_cscv, sharpe_moments
 
     job = sweep.job
     ppy = periods_per_year(job.bar_seconds, job.year_days)
