@@ -93,7 +93,7 @@ def bench_parity(quick: bool) -> list[str]:
             for extra in ({}, stops) if not quick else ({},):
                 if quick and label != "ETH/BTC 5m":
                     continue
-                options = BacktestOptions(name, data_file=str(path), **costs, **extra)
+                options = BacktestOptions(strategy=name, data_file=str(path), **costs, **extra)
                 prepared = prepare_backtest(options, settings)
                 report = check_parity(prepared, load_strategy(name, STRATEGIES))
                 rules = ", ".join(f"{k} {v}" for k, v in {**costs, **extra}.items())

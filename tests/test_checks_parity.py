@@ -45,7 +45,7 @@ CASES = [
 
 
 def parity(strategy: str, data: dict, extra: dict, history: int | None = None):
-    options = BacktestOptions(strategy, **{**data, "data_file": str(shared_file(data["data_file"]))}, **extra)
+    options = BacktestOptions(strategy=strategy, **{**data, "data_file": str(shared_file(data["data_file"]))}, **extra)
     prepared = prepare_backtest(options, Settings(strategies=StrategySettings(dir=str(STRATEGIES))))
     return check_parity(prepared, load_strategy(strategy, STRATEGIES), history=history)
 

@@ -201,3 +201,38 @@ def test_zero_volume_candles_are_noted(run_cli, workdir: Path) -> None:
     result = run_cli("backtest", "sma_cross", "--data", "quiet.csv")
     assert result.returncode == 0, result.stderr
     assert "has 3 candles with zero volume" in " ".join(result.stdout.split())
+
+
+MARKET_FLAGS = ["--lot", "0.01", "--tick", "0.05", "--min-cost", "2000", "--sell-fees", "0.003"]
+
+
+def test_market_rule_flags_shape_the_backtest(run_cli, workdir: Path) -> None:
+    """--lot rounds every size down to its step, --min-cost skips small orders, --sell-fees charges exits."""
+    result = run_cli("backtest", "sma_cross", "--fees", "0.001", "--size", "25", *MARKET_FLAGS, "--json", "out.json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((workdir / "out.json").read_text())
+    assert {k: doc["rules"][k] for k in ("granularity", "tick", "min_cost", "sell_fees")} == \
+        {"granularity": 0.01, "tick": 0.05, "min_cost": 2000, "sell_fees": 0.003}
+    closed = [t for t in doc["trades"] if t["status"] == "closed"]
+    assert len(closed) > 5
+    for trade in doc["trades"]:
+        assert abs(trade["size"] / 0.01 - round(trade["size"] / 0.01)) < 1e-6  # whole lots
+        assert trade["size"] * trade["entry_price"] >= 2000  # 25% of 10,000 at most: some entries are skipped
+    for trade in closed:  # 0.1% on the entry, 0.3% on the exit
+        want = 0.001 * trade["size"] * trade["entry_price"] + 0.003 * trade["size"] * trade["exit_price"]
+        assert trade["fees"] == pytest.approx(want, rel=1e-9)
+    assert doc["skipped_orders"]["by_reason"].get("min_cost", 0) > 0
+    assert "lot 0.01, tick 0.05, min cost 2000" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("command", [["optimize", "sma_cross", "--grid", "fast=5,10", "--grid", "slow=30"],
+                                     ["walkforward", "sma_cross", "--train", "60d", "--test", "30d", "--grid",
+                                      "fast=5,10", "--grid", "slow=30"],
+                                     ["check", "parity", "sma_cross", "--stop-loss", "0.02"],
+                                     ["paper", "replay", "sma_cross", "--end", "2024-01-20"]])
+def test_every_command_takes_the_same_market_rule_flags(run_cli, workdir: Path, command: list[str]) -> None:
+    result = run_cli(*command, "--fees", "0.001", *MARKET_FLAGS, "--json", "out.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = json.loads((workdir / "out.json").read_text())["rules"]
+    assert {k: rules[k] for k in ("granularity", "tick", "min_cost", "sell_fees")} == \
+        {"granularity": 0.01, "tick": 0.05, "min_cost": 2000, "sell_fees": 0.003}

@@ -14,7 +14,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_file, systrade_exe
+from conftest import STRATEGIES, shared_file, systrade_exe
 from fakes.binance import FakeBinance, FaultPlan
 from paper_helpers import toml_value
 
@@ -237,3 +237,38 @@ def test_recorded_binance_responses_parse_to_the_recorded_candles(tmp_path: Path
     for case in cases[1:]:
         parsed = client.parse_ohlcvs(case["httpResponse"], None, case["input"][1])
         pd.testing.assert_frame_equal(candles_from_rows(parsed), candles_from_rows(case["parsedResponse"]))
+
+
+def test_download_saves_the_market_rules_that_backtests_of_the_series_apply(source, tmp_path: Path) -> None:
+    """The exchange's lot, tick and minimums travel with the candles: a backtest of the stored series sizes
+    orders as the exchange would accept them, and a command-line option still wins."""
+    now = int(source.index[-1].value // 1_000_000) + 30_000
+    with FakeBinance(clock_ms=now) as exchange:
+        exchange.add_market("BTC/USDT", source, step_size=0.5, tick_size=0.05, min_qty=1.0, min_notional=2000.0)
+        data_dir = tmp_path / "data"
+        config = write_config(tmp_path / "systrade.toml", exchange, data_dir)
+        config.write_text(config.read_text() + f"[strategies]\ndir = {json.dumps(str(STRATEGIES))}\n")
+        got = run(config, "data", "download", "binance", "BTC/USDT", "--timeframe", "1m", "--since", "2024-03-01",
+                  "--until", "2024-03-04")
+        assert got.returncode == 0, got.stderr
+    market = json.loads((data_dir / "binance" / "BTC_USDT.market.json").read_text())
+    assert {k: market[k] for k in ("base", "quote", "lot", "tick", "min_amount", "min_cost")} == \
+        {"base": "BTC", "quote": "USDT", "lot": 0.5, "tick": 0.05, "min_amount": 1.0, "min_cost": 2000.0}
+    stored_args = ("backtest", "sma_cross", "--exchange", "binance", "--symbol", "BTC/USDT", "--json")
+    full = run(config, *stored_args, "all.json")
+    small = run(config, *stored_args, "small.json", "--size", "15")  # 15% of 10,000 is below the 2,000 minimum
+    finer = run(config, *stored_args, "finer.json", "--lot", "0.1")
+    assert full.returncode == small.returncode == finer.returncode == 0, full.stderr + small.stderr + finer.stderr
+    doc, skipped, fine = (json.loads((tmp_path / name).read_text()) for name in ("all.json", "small.json",
+                                                                                 "finer.json"))
+    assert {k: doc["rules"][k] for k in ("granularity", "tick", "min_amount", "min_cost")} == \
+        {"granularity": 0.5, "tick": 0.05, "min_amount": 1.0, "min_cost": 2000.0}
+    assert doc["rules"]["fees"] == market["taker_fee"] == ccxt.binance().fees["trading"]["taker"]
+    assert len(doc["trades"]) > 5
+    assert all(abs(t["size"] / 0.5 - round(t["size"] / 0.5)) < 1e-9 for t in doc["trades"])
+    close = stored(data_dir)["close"]
+    fast, slow = close.rolling(10).mean(), close.rolling(30).mean()
+    entries = int(((fast.shift(1) < slow.shift(1)) & (fast > slow)).iloc[:-1].sum())  # each one skipped when flat
+    assert skipped["total_trades"] == 0 and skipped["skipped_orders"]["by_reason"] == {"min_cost": entries}
+    assert fine["rules"]["granularity"] == 0.1
+    assert any(abs(t["size"] / 0.5 - round(t["size"] / 0.5)) > 1e-6 for t in fine["trades"])

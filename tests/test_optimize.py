@@ -35,8 +35,8 @@ def settings() -> Settings:
 def options(grid=GRID, workers=1, chunk_size=None, cluster=None, **backtest) -> SweepOptions:
     backtest = {"start": "2024-01-01", "end": "2024-02-10", "fees": 0.001, "slippage": 0.0005,
                 "direction": "both", **backtest}
-    return SweepOptions(BacktestOptions("sma_cross", **backtest), list(grid), "sharpe", "2GB", workers, cluster,
-                        chunk_size, progress=False)
+    return SweepOptions(BacktestOptions(strategy="sma_cross", **backtest), list(grid), "sharpe", "2GB", workers,
+                        cluster, chunk_size, progress=False)
 
 
 def sweep(**kw):

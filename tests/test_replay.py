@@ -232,8 +232,9 @@ def test_paper_replay_command_matches_the_backtests_orders(run_cli, workdir: Pat
     assert result.returncode == 0, result.stderr
     assert "bars replayed through the daemon's tick" in result.stdout
     replayed = json.loads((workdir / "replay.json").read_text())
-    options = BacktestOptions("sma_cross", ["fast=5", "slow=20"], str(path), start="2018-01-20", end="2018-01-21T12:00",
-                              fees=0.001, slippage=0.0005, direction="both", stop_loss=0.01)
+    options = BacktestOptions(strategy="sma_cross", params=["fast=5", "slow=20"], data_file=str(path),
+                              start="2018-01-20", end="2018-01-21T12:00", fees=0.001, slippage=0.0005,
+                              direction="both", stop_loss=0.01)
     run = prepare_backtest(options, Settings(strategies=StrategySettings(dir=str(STRATEGIES)))).run()
     expected = [trade_record(row) for _, row in run.results[0].trades.iterrows()]
     assert len(replayed["trades"]) == len(expected) >= 10

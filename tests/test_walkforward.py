@@ -29,7 +29,7 @@ def settings() -> Settings:
 
 def options(start="2023-01-01", end="2023-04-30", **backtest) -> SweepOptions:
     backtest = {"start": start, "end": end, "fees": 0.001, "slippage": 0.0005, **backtest}
-    return SweepOptions(BacktestOptions("sma_cross", **backtest), list(GRID), "sharpe", "2GB", 1, None, None,
+    return SweepOptions(BacktestOptions(strategy="sma_cross", **backtest), list(GRID), "sharpe", "2GB", 1, None, None,
                         progress=False)
 
 

@@ -58,7 +58,7 @@ def symbol_payload(run: BacktestRun, result: SymbolResult) -> dict[str, Any]:
     payload["trades"] = trade_records(result.trades)
     payload["data_source"] = result.candles.note
     payload["synthetic"] = result.candles.synthetic
-    payload["rules"] = run.rules.to_dict()
+    payload["rules"] = (result.rules or run.rules).to_dict()
     payload["skipped_orders"] = {"total": sum(result.skipped.values()), "by_reason": dict(result.skipped)}
     return clean(payload)
 
@@ -134,7 +134,9 @@ def summary_table(run: BacktestRun) -> Table:
     if any(r.skipped for r in run.results):
         table.add_row("skipped_orders", *[", ".join(f"{n} {k}" for k, n in r.skipped.items()) or "0"
                                           for r in run.results], *([""] if run.portfolio_metrics is not None else []))
-    table.caption = costs_caption(run.rules)
+    captions = list(dict.fromkeys(costs_caption(r.rules or run.rules) for r in run.results))
+    table.caption = captions[0] if len(captions) == 1 else "; ".join(
+        f"{r.candles.symbol} {costs_caption(r.rules or run.rules)}" for r in run.results)
     return table
 
 

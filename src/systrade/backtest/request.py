@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from systrade.backtest.options import BacktestOptions
 from systrade.backtest.run import BacktestRun, run_backtest
 from systrade.config import Settings
 from systrade.data.load import Candles, load_candles
@@ -13,45 +14,21 @@ from systrade.strategy import Strategy, build_strategy, load_strategy, parse_par
 
 
 @dataclass
-class BacktestOptions:
-    """Everything a user can set for one backtest; None means "config or strategy default"."""
-
-    strategy: str
-    params: list[str] = field(default_factory=list)
-    data_file: str | None = None
-    exchange: str | None = None
-    symbols: list[str] = field(default_factory=list)
-    timeframe: str | None = None
-    start: str | None = None
-    end: str | None = None
-    cash: float | None = None
-    fees: float | None = None
-    slippage: float | None = None
-    size: str = "all"
-    size_type: str = "percent"
-    granularity: float | None = None
-    direction: str | None = None
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    cash_sharing: bool = False
-    year_days: float | None = None
-    sell_fees: float | None = None
-    min_amount: float | None = None
-    min_cost: float | None = None
-    tick: float | None = None
-
-
-@dataclass
 class PreparedBacktest:
+    """A validated backtest. ``rules`` are the first symbol's (the only one for sweeps and checks);
+    ``rules_by_symbol`` each symbol's, completed by its stored market's rules."""
+
     strategy: Strategy
     candles: list[Candles]
     rules: PositionRules
     cash: float
     cash_sharing: bool
     year_days: float
+    rules_by_symbol: dict[str, PositionRules] = field(default_factory=dict)
 
     def run(self) -> BacktestRun:
-        return run_backtest(self.strategy, self.candles, self.rules, self.cash, self.cash_sharing, self.year_days)
+        rules = self.rules_by_symbol if len(self.rules_by_symbol) > 1 else self.rules
+        return run_backtest(self.strategy, self.candles, rules, self.cash, self.cash_sharing, self.year_days)
 
 
 def parse_size(text: str) -> float | str:
@@ -93,4 +70,21 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
         raise UserError(f"--year-days {year_days} is not valid; use 365 (crypto) or 252 (stocks)")
     candles = load_candles(settings.data.dir, options.data_file, options.exchange, options.symbols,
                            options.timeframe, options.start, options.end)
-    return PreparedBacktest(strategy, candles, rules, cash, options.cash_sharing, year_days)
+    fees_given = options.fees is not None or "fees" in settings.backtest.model_fields_set
+    by_symbol = {c.symbol: with_market_rules(rules, c.market, options, fees_given) for c in candles}
+    return PreparedBacktest(strategy, candles, by_symbol[candles[0].symbol], cash, options.cash_sharing, year_days,
+                            by_symbol)
+
+
+def with_market_rules(rules: PositionRules, market: dict | None, options: BacktestOptions,
+                      fees_given: bool) -> PositionRules:
+    """Complete ``rules`` with a stored market's lot, tick and minimums (an option given on the command line
+    wins), and its taker fee unless fees were given by option or config."""
+    if not market:
+        return rules
+    changes = {name: market[key] for name, key in (("granularity", "lot"), ("tick", "tick"),
+                                                    ("min_amount", "min_amount"), ("min_cost", "min_cost"))
+               if getattr(options, name) is None and market.get(key)}
+    if not fees_given and market.get("taker_fee") is not None:
+        changes["fees"] = market["taker_fee"]
+    return replace(rules, **changes)

@@ -29,6 +29,7 @@ class SymbolResult:
     trades: pd.DataFrame
     metrics: dict[str, Any]
     skipped: dict[str, int] = field(default_factory=dict)  # orders not placed, by reason (market minimums)
+    rules: PositionRules | None = None  # the rules this symbol traded under (its market's lot, minimums, fees)
 
 
 @dataclass
@@ -57,17 +58,22 @@ def compute_signals(strategy: Strategy, candles: Candles) -> dict[str, np.ndarra
 def run_backtest(
     strategy: Strategy,
     candles: list[Candles],
-    rules: PositionRules,
+    rules: PositionRules | dict[str, PositionRules],
     cash: float,
     cash_sharing: bool = False,
     year_days: float = 365.0,
 ) -> BacktestRun:
-    """Backtest ``strategy`` on each symbol (one column each; one portfolio if ``cash_sharing``)."""
+    """Backtest ``strategy`` on each symbol (one column each; one portfolio if ``cash_sharing``).
+
+    ``rules``: one set for every symbol, or one per symbol (each market has its own lot, minimums and fees).
+    """
+    per_symbol = rules if isinstance(rules, dict) else {c.symbol: rules for c in candles}
     datas = {c.symbol: c.frame for c in candles}
     signals = {c.symbol: compute_signals(strategy, c) for c in candles}
     bar_seconds = timeframe_seconds(candles[0].timeframe)
     simulation = simulate(datas, signals, rules, cash, pd.Timedelta(seconds=bar_seconds), cash_sharing)
-    run = BacktestRun(strategy.strategy_name(), strategy.param_values, rules, cash, cash_sharing)
+    run = BacktestRun(strategy.strategy_name(), strategy.param_values, per_symbol[candles[0].symbol], cash,
+                      cash_sharing)
 
     trades_all = simulation.trades()
     orders = simulation.orders()
@@ -89,7 +95,7 @@ def run_backtest(
         metrics.update(_counts(trades), buy_and_hold_return_pct=buy_and_hold_pct(c.frame))
         reasons = skipped.loc[skipped["column"] == c.symbol, "reason"].value_counts().sort_index()
         run.results.append(SymbolResult(c, equity, position, trades, metrics,
-                                        {str(k): int(v) for k, v in reasons.items()}))
+                                        {str(k): int(v) for k, v in reasons.items()}, per_symbol[c.symbol]))
     if cash_sharing:
         equity = values.iloc[:, 0] if isinstance(values, pd.DataFrame) else values
         closed = trades_all.loc[trades_all["status"] == "closed", "pnl"].to_numpy(dtype=float)

@@ -8,7 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from systrade.backtest.options import BacktestOptions
 from systrade.cli import app, settings
+from systrade.cli.options import backtest_options
 
 group = typer.Typer(help="Paper-trade configured bots against live exchange data.", no_args_is_help=True)
 app.add_typer(group, name="paper")
@@ -107,38 +109,21 @@ def resume(bot: str | None = typer.Argument(None, help="Bot name (default: every
 
 
 @group.command("replay")
+@backtest_options()
 def replay(
     strategy: str = typer.Argument(..., help="Strategy name or file.py[:Class], or a configured bot's name."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Override a parameter: name=value (repeatable)."),
-    data: str | None = typer.Option(None, "--data", help="CSV or Parquet file of candles."),
-    exchange: str | None = typer.Option(None, "--exchange", help="Store exchange folder (with --symbol)."),
-    symbol: str | None = typer.Option(None, "--symbol", help="Stored symbol."),
-    timeframe: str | None = typer.Option(None, "--timeframe", help="Timeframe, e.g. 1h (inferred if omitted)."),
-    start: str | None = typer.Option(None, "--start", help="First candle to use (ISO date)."),
-    end: str | None = typer.Option(None, "--end", help="Last candle to use (ISO date)."),
-    cash: float | None = typer.Option(None, "--cash", help="Starting cash (default from config: 10000)."),
-    fees: float | None = typer.Option(None, "--fees", help="Fee per fill as a fraction of value (0.001 = 0.1%)."),
-    slippage: float | None = typer.Option(None, "--slippage", help="Adverse price move per fill, a fraction."),
-    size: str = typer.Option("all", "--size", help="`all` (all available cash) or a number (see --size-type)."),
-    size_type: str = typer.Option("percent", "--size-type", help="percent | amount | value (ignored for all)."),
-    granularity: float | None = typer.Option(None, "--granularity", help="Round sizes down (1 = whole shares)."),
-    direction: str | None = typer.Option(None, "--direction", help="long | short | both (default: strategy's)."),
-    stop_loss: float | None = typer.Option(None, "--stop-loss", help="Stop loss, fraction of entry price."),
-    take_profit: float | None = typer.Option(None, "--take-profit", help="Take profit, fraction of entry price."),
     history: int | None = typer.Option(None, "--history", help="Candles per tick (default: measured warmup + 250)."),
     json_path: str | None = typer.Option(None, "--json", help="Write the replay as JSON (schema in docs/checks.md)."),
+    options: BacktestOptions = None,
 ) -> None:
     """Run the daemon's tick code over historical candles with a simulated clock (no exchange, no network)."""
     from systrade.backtest.output import write_json
-    from systrade.backtest.request import BacktestOptions
     from systrade.checks.paper_replay import replay_payload, run_replay
     from systrade.errors import UserError
     from systrade.progress import progress_bar
 
     if history is not None and not 2 <= history <= 5000:
         raise UserError(f"--history {history} is not valid; give 2 to 5000 candles (a bot's `candles` range)")
-    options = BacktestOptions(strategy, param, data, exchange, [symbol] if symbol else [], timeframe, start, end, cash,
-                              fees, slippage, size, size_type, granularity, direction, stop_loss, take_profit)
     with progress_bar("bars") as bar:
         task = bar.add_task("replay", total=None, rate="")
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from systrade.data.markets import market_record, save_market
 from systrade.data.readers import OHLCV
 from systrade.data.store import SeriesKey, read_series, write_series
 from systrade.errors import UserError
@@ -164,6 +165,7 @@ class Downloader:
         ``on_candles(added, expected_total)`` reports progress.
         """
         self.check(symbol, timeframe)
+        save_market(self.data_dir, market_record(self.exchange, self.exchange_id, symbol))  # rules for backtests
         tf_ms = int(self.exchange.parse_timeframe(timeframe) * 1000)
         now_ms = self.server_time_ms()
         last_ms = now_ms - tf_ms  # a candle opened after this has not closed yet

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from systrade.data.markets import load_market
 from systrade.data.readers import read_ohlcv
 from systrade.data.sample import SAMPLE_KEY, SYNTHETIC_NOTE, load_sample
 from systrade.data.store import SeriesKey, is_synthetic, list_series, read_series
@@ -24,6 +26,7 @@ class Candles:
     frame: pd.DataFrame
     source: str
     synthetic: bool
+    market: dict[str, Any] | None = None  # the exchange's rules saved at download (``data.markets``)
 
     @property
     def note(self) -> str:
@@ -50,7 +53,9 @@ def load_candles(
     elif symbols:
         for symbol in symbols:
             key = _find_key(data_dir, exchange, symbol, timeframe)
-            loaded.append(_candles(read_series(key, data_dir), key.symbol, key.timeframe, str(key.path(data_dir))))
+            candles = _candles(read_series(key, data_dir), key.symbol, key.timeframe, str(key.path(data_dir)))
+            candles.market = load_market(data_dir, key.exchange, key.symbol)
+            loaded.append(candles)
     else:
         frame = load_sample(data_dir)
         loaded.append(_candles(frame, SAMPLE_KEY.symbol, SAMPLE_KEY.timeframe, "bundled sample", synthetic=True))
@@ -111,4 +116,4 @@ def _slice(candles: Candles, start: str | None, end: str | None) -> Candles:
         raise UserError(f"the date range {start or '...'} to {end or '...'} leaves {len(frame)} candles of "
                         f"{candles.symbol}; its data covers {first} to {last}")
     frame.attrs = dict(candles.frame.attrs)
-    return Candles(candles.symbol, candles.timeframe, frame, candles.source, candles.synthetic)
+    return Candles(candles.symbol, candles.timeframe, frame, candles.source, candles.synthetic, candles.market)

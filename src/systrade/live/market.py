@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from systrade.data.markets import precision_step
 from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry
 
 
@@ -25,20 +26,6 @@ class MarketRules:
     min_cost: float | None
     lot: float | None = None  # amount step
     tick: float | None = None  # price step
-
-
-def precision_step(client: Any, digits: Any) -> float | None:
-    """A ccxt market precision as a step (0.001), whatever the exchange's precision mode; None if unknown."""
-    import ccxt
-
-    if digits is None:
-        return None
-    mode = getattr(client, "precisionMode", None)
-    if mode == ccxt.TICK_SIZE:
-        return float(digits)
-    if mode == ccxt.DECIMAL_PLACES:
-        return 10.0 ** -float(digits)
-    return None
 
 
 def precise_amount(client: Any, symbol: str, amount: float) -> float:
