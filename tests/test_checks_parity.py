@@ -24,6 +24,7 @@ from test_replay import candles, run_both, scripted
 from systrade.backtest.request import BacktestOptions, prepare_backtest
 from systrade.checks.parity import check_parity
 from systrade.config import Settings, StrategySettings
+from systrade.live.replay import ReplayMarket
 from systrade.strategy import load_strategy
 
 ETH = {"data_file": "ETH_BTC-5m.csv", "start": "2018-01-17", "end": "2018-01-18T12:00", "fees": 0.001,
@@ -113,10 +114,33 @@ class EmaTrend(Strategy):
 '''
 
 
-def test_too_little_history_is_found_and_named() -> None:
+def test_too_little_history_is_found_named_and_confirmed() -> None:
     report = parity("macd_trend", ETH, {"direction": "long"}, history=60)
     assert not report.identical
-    assert "history is too short" in report.differences[0]["why"]
+    why = report.differences[0]["why"]
+    assert "history is too short" in why and "confirmed: the backtest run on the signals the ticks computed" in why
+
+
+def test_a_signal_difference_is_not_blamed_for_a_fill_it_does_not_explain() -> None:
+    """Short history changes a signal, and the replay also fills worse from the first differing trade on: the
+    signal is named, but not as the whole cause, and the fill that still differs is named too."""
+    first = parity("macd_trend", ETH, {"direction": "long"}, history=60).differences[0]
+    from_time = pd.Timestamp(first["replay"]["entry_time"])
+
+    class WorseFills(ReplayMarket):
+        def next_open(self) -> float:
+            price = super().next_open()
+            return price * 1.01 if self.times[self.closed] >= from_time else price
+
+    options = BacktestOptions(strategy="macd_trend", direction="long",
+                              **{**ETH, "data_file": str(shared_file(ETH["data_file"]))})
+    prepared = prepare_backtest(options, Settings(strategies=StrategySettings(dir=str(STRATEGIES))))
+    report = check_parity(prepared, load_strategy("macd_trend", STRATEGIES), history=60,
+                          market_factory=lambda frame, symbol, fee, lot: WorseFills(frame, symbol, fee, lot))
+    why = report.differences[0]["why"]
+    assert report.differences[0]["trade"] == first["trade"]
+    assert "the tick computed" in why and "confirmed" not in why
+    assert "does not explain all of it" in why and "entry price" in why
 
 
 @st.composite

@@ -2,10 +2,12 @@
 
 Both run on the same candles with the same position rules (direction, sizing, granularity, fees,
 slippage, stops) and starting cash. Trades are compared in order on direction, entry and exit time,
-size and entry and exit price (sizes and prices to 1e-9 relative). Each difference comes with the most
-likely reason, found by looking at what the replay's ticks saw: a signal the tick computed differently
-from the full history (too little history, float rounding at a near-tie, or lookahead), an order it
-could not place, or a fill at another bar or price. Both sides use the one fill model, so with the same
+size and entry and exit price (sizes and prices to 1e-9 relative). Each difference comes with its reason,
+found by looking at what the replay's ticks saw: a signal the tick computed differently from the full
+history (too little history, float rounding at a near-tie, or lookahead), an order it could not place,
+or a fill at another bar or price. A signal explanation is checked before it is given: the backtest is run
+again on the signals the ticks computed, and only if it then trades as the replay did is the signal called
+the cause; otherwise the fill that still differs is named as well. Both sides use the one fill model, so with the same
 signals there is no allowed difference: a difference is a difference.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from systrade.backtest.engine import simulate
 from systrade.backtest.request import PreparedBacktest
 from systrade.checks.common import SIGNAL_COLUMNS, raw_signals
 from systrade.checks.warmup import measure_warmup
@@ -99,10 +102,18 @@ def compare_trades(backtest: list[dict], replayed: list[dict]) -> list[tuple[int
 class _Diagnosis:
     """Finds why trade ``i`` differs, from the candles, the full-history signals and what the replay saw."""
 
-    def __init__(self, strategy: Strategy, frame: pd.DataFrame, rules: PositionRules, result: ReplayResult) -> None:
-        self.strategy, self.frame, self.rules, self.result = strategy, frame, rules, result
+    def __init__(self, strategy: Strategy, frame: pd.DataFrame, rules: PositionRules, result: ReplayResult,
+                 cash: float) -> None:
+        self.strategy, self.frame, self.rules, self.result, self.cash = strategy, frame, rules, result, cash
         self.index = frame.index
         self.full = resolve_signals(raw_signals(strategy, frame, fill=False), rules.direction)
+
+    def trades_on_tick_signals(self) -> list[dict]:
+        """The backtest's trades when it is given the signals the ticks computed instead of the full history's."""
+        signals = {column: self.result.signals[column] for column in SIGNAL_COLUMNS}
+        step = self.index[1] - self.index[0] if len(self.index) > 1 else pd.Timedelta(0)
+        simulation = simulate({"x": self.frame}, {"x": signals}, self.rules, self.cash, step)
+        return [trade_record(row) for _, row in simulation.trades().iterrows()]
 
     def _bar(self, time: str | None) -> int | None:
         if time is None:
@@ -149,7 +160,21 @@ class _Diagnosis:
         first_event = min(times) if times else len(self.index)
         mismatch = self.signal_mismatch(first_event)
         if mismatch:
-            return mismatch
+            # Check the explanation: with the tick's signals, the backtest must trade as the replay did.
+            tick = self.trades_on_tick_signals()
+            still = compare_trades(tick[:number + 1], replayed[:number + 1])
+            if not still:
+                return mismatch + ("; confirmed: the backtest run on the signals the ticks computed trades exactly "
+                                   "as the replay did")
+            k, k_fields = still[0]
+            return (mismatch + f"; but that does not explain all of it: the backtest run on the ticks' signals still "
+                    f"differs at trade {k + 1}, so the fills differ too: "
+                    + self._fills(k, k_fields, tick[k] if k < len(tick) else None,
+                                  replayed[k] if k < len(replayed) else None))
+        return self._fills(number, fields, a, b)
+
+    def _fills(self, number: int, fields: list[str], a: dict | None, b: dict | None) -> str:
+        """Why the fills differ when the signals do not explain it."""
         if self.result.errors:
             return f"a tick failed: {self.result.errors[0]}"
         for rejection in self.result.rejections:
@@ -201,7 +226,7 @@ def check_parity(prepared: PreparedBacktest, ref: StrategyRef, history: int | No
     found = compare_trades(backtest, replayed)
     differences = []
     if found:
-        diagnosis = _Diagnosis(strategy, candles.frame, rules, result)
+        diagnosis = _Diagnosis(strategy, candles.frame, rules, result, prepared.cash)
         for number, fields in found[:MAX_LISTED]:
             differences.append({
                 "trade": number + 1, "fields": fields,
