@@ -17,6 +17,7 @@ from systrade.backtest.request import BacktestOptions
 from systrade.config import Settings
 from systrade.errors import UserError
 from systrade.optimize.run import SweepOptions, run_optimize
+from systrade.optimize.sweep import Window, detail
 from systrade.optimize.walkforward import make_splits, parse_span, run_walkforward
 
 GRID = ["fast=5:15:5", "slow=20:40:10"]
@@ -78,6 +79,26 @@ def test_in_sample_is_optimize_on_the_training_slice_and_out_of_sample_is_stitch
     for w in result.windows:
         dsr = w.luck["deflated_sharpe"]
         assert 0 <= w.luck["pbo"] <= 1 and (math.isnan(dsr) or 0 <= dsr <= 1)
+
+
+def test_each_seam_closes_the_position_and_charges_the_exit() -> None:
+    """A test window hands on cash, not a position: whatever is open is sold at the open of its last bar with
+    fees, so no window ends with an open trade and the next one starts flat with that cash."""
+    result = run_walkforward(options(direction="long"), settings(), pd.Timedelta(days=30), pd.Timedelta(days=10),
+                             anchored=False)
+    job = result.session.job
+    assert result.oos_metrics["open_trades"] == 0
+    assert result.oos_metrics["closed_trades"] == result.oos_metrics["total_trades"] > 0
+    seams = 0
+    for w in result.windows:
+        assert w.oos.open_trades == 0
+        k = next(k for k in range(len(job.grid)) if job.grid.combo(k) == w.params)
+        held = detail(job, k, Window(w.split.train_start, w.split.test_start, w.split.stop), cash=w.oos.equity.iloc[0])
+        if held.open_trades:  # this window's winner still held a position at its end: the seam sold it
+            seams += 1
+            assert len(w.oos.closed_pnls) == len(held.closed_pnls) + 1
+            assert w.oos.fees > held.fees  # the exit's fee was paid
+    assert seams >= 1
 
 
 def test_walkforward_command_writes_json_and_report(workdir: Path) -> None:

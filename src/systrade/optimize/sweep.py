@@ -155,8 +155,12 @@ class Detail:
     metrics: dict[str, Any]
 
 
-def detail(job: SweepJob, k: int, window: Window, cash: float | None = None) -> Detail:
-    """Simulate combination ``k`` on ``window`` keeping its equity curve (``cash``: starting cash override)."""
+def detail(job: SweepJob, k: int, window: Window, cash: float | None = None, exit_at_end: bool = False) -> Detail:
+    """Simulate combination ``k`` on ``window`` keeping its equity curve (``cash``: starting cash override).
+
+    ``exit_at_end``: a position still open is closed at the open of the window's last bar, through the fill
+    model like any exit signal (fees and slippage charged): a walk-forward window hands on cash, not a position.
+    """
     cash = job.cash if cash is None else cash
     data = _slice(job.candles, window.sig_start, window.stop)
     index = data.frame.index[window.sim_start - window.sig_start:]
@@ -164,6 +168,11 @@ def detail(job: SweepJob, k: int, window: Window, cash: float | None = None) -> 
     from systrade.optimize.sweep_kernel import S_EXPOSED, S_FEES, S_OPEN, metrics_from_stats, run_combo
 
     resolved = resolve_signals(combo_signals(job, k, data), job.rules.direction)
+    last = window.stop - window.sig_start - 2  # its signal acts at the last bar's open
+    if exit_at_end and last >= window.sim_start - window.sig_start:
+        resolved = {name: column.copy() for name, column in resolved.items()}
+        resolved["entries"][last] = resolved["short_entries"][last] = False
+        resolved["exits"][last] = resolved["short_exits"][last] = True
     prices = (data.frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close"))
     stats, _, equity, pnls = run_combo(*prices, resolved, window.sim_start - window.sig_start,
                                        window.stop - window.sig_start, cash, params_vector(job.rules), 0, detail=True)

@@ -5,9 +5,10 @@ window starts one test length later (``--anchored``: every training window start
 last test window may be shorter. In-sample, each training window is swept exactly like ``optimize --start
 --end`` on it. Out of sample, the chosen params get signals computed on the training and test bars together
 (indicators are warm, and a signal on bar t still sees only bars up to t) and are traded on the test bars only,
-starting flat with the equity the previous test window ended with; a position still open at the end of a
-test window is valued at its last close and the next window starts flat. The stitched out-of-sample equity is
-those test windows end to end; its metrics use the formulas of ``metrics.py``.
+starting flat with the cash the previous test window ended with. At each seam the position is not carried:
+a position still open is closed at the open of the test window's last bar, through the fill model with its
+fees and slippage, so every change of parameters pays the exit (and a later entry pays its own costs). The
+stitched out-of-sample equity is those test windows end to end; its metrics use the formulas of ``metrics.py``.
 """
 
 from __future__ import annotations
@@ -190,7 +191,8 @@ def run_walkforward(options: SweepOptions, settings: Settings, train: pd.Timedel
             best = sweep.best
             in_sample = detail(job, best, train_window)
             stats = luck(sweep, in_sample)
-            oos = detail(job, best, Window(split.train_start, split.test_start, split.stop), cash=cash)
+            oos = detail(job, best, Window(split.train_start, split.test_start, split.stop), cash=cash,
+                         exit_at_end=True)
             cash = float(oos.equity.iloc[-1])
             windows.append(WindowResult(split, in_sample.params, in_sample.metrics, oos.metrics, oos, stats,
                                         sweep.n_combos))
