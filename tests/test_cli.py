@@ -193,12 +193,17 @@ def test_default_costs_are_charged_and_stated(run_cli, workdir: Path) -> None:
     assert default["fees_paid"] == pytest.approx(0.001 * traded, rel=1e-9)
 
 
-def test_zero_volume_candles_are_noted(run_cli, workdir: Path) -> None:
+@pytest.mark.parametrize("command, extra", [(["backtest"], []), (["optimize"], ["--grid", "fast=5,10"]),
+                                            (["walkforward"], ["--train", "60d", "--test", "30d", "--grid",
+                                                               "fast=5,10"]),
+                                            (["check", "lookahead"], []), (["check", "warmup"], []),
+                                            (["check", "parity"], []), (["paper", "replay"], [])])
+def test_zero_volume_candles_are_noted(run_cli, workdir: Path, command: list[str], extra: list[str]) -> None:
     random_walk_csv(workdir / "quiet.csv", n=120)
     frame = pd.read_csv(workdir / "quiet.csv")
     frame.loc[[5, 6, 40], "Volume"] = 0
     frame.to_csv(workdir / "quiet.csv", index=False)
-    result = run_cli("backtest", "sma_cross", "--data", "quiet.csv")
+    result = run_cli(*command, "sma_cross", *extra, "--data", "quiet.csv")
     assert result.returncode == 0, result.stderr
     assert "has 3 candles with zero volume" in " ".join(result.stdout.split())
 

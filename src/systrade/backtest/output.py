@@ -11,7 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from systrade.backtest.run import TRADE_FIELDS, BacktestRun, SymbolResult
-from systrade.data.load import zero_volume_bars
+from systrade.data.load import data_notes as candle_notes
 from systrade.fsutil import atomic_write, atomic_write_text
 from systrade.sim.rules import PositionRules
 
@@ -95,17 +95,8 @@ def _fmt(value: Any, suffix: str = "") -> str:
 
 
 def data_notes(run: BacktestRun) -> list[str]:
-    """What to say about the data before the results: made-up data, candles that traded nothing."""
-    notes = []
-    for result in run.results:
-        candles = result.candles
-        if candles.synthetic:
-            notes.append(f"{candles.symbol} is {candles.note}")
-        empty = zero_volume_bars(candles)
-        if empty:
-            notes.append(f"{candles.symbol} has {empty} candles with zero volume; fills at their prices may not "
-                         "have been possible")
-    return notes
+    """What to say about the data before the results (``data.load.data_notes`` of every symbol)."""
+    return [note for result in run.results for note in candle_notes(result.candles)]
 
 
 def summary_table(run: BacktestRun) -> Table:

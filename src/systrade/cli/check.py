@@ -27,8 +27,10 @@ def _inputs(options: BacktestOptions):
 
 
 def _note(candles) -> None:
-    if candles.synthetic:
-        out.print(f"[yellow]note:[/] {candles.symbol} is {candles.note}", highlight=False)
+    from systrade.data.load import data_notes
+
+    for note in data_notes(candles):
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 @group.command("lookahead")

@@ -133,8 +133,10 @@ def replay(
 
         result = run_replay(options, settings(), history, on_bar=advance)
     payload = replay_payload(result)
-    if result.candles.synthetic:
-        out.print(f"[yellow]note:[/] {result.candles.symbol} is {result.candles.note}", highlight=False)
+    from systrade.data.load import data_notes
+
+    for note in data_notes(result.candles):
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
     r = result.result
     out.print(f"{payload['strategy']} on {payload['symbol']} {payload['timeframe']}: {r.bars} bars replayed through "
               f"the daemon's tick ({r.history} candles per tick) in {r.seconds:.1f} s ({r.bars_per_second:,.0f} "

@@ -88,6 +88,18 @@ def zero_volume_bars(candles: Candles) -> int:
     return int((candles.frame["volume"] <= 0).sum()) if "volume" in candles.frame else 0
 
 
+def data_notes(candles: Candles) -> list[str]:
+    """What every command says about its data before its results: made-up data, candles that traded nothing."""
+    notes = []
+    if candles.synthetic:
+        notes.append(f"{candles.symbol} is {candles.note}")
+    empty = zero_volume_bars(candles)
+    if empty:
+        notes.append(f"{candles.symbol} has {empty} candles with zero volume; fills at their prices may not have "
+                     "been possible")
+    return notes
+
+
 def _find_key(data_dir: str | Path, exchange: str | None, symbol: str, timeframe: str | None) -> SeriesKey:
     matches = [key for key, _ in list_series(data_dir)
                if key.symbol.upper() == symbol.upper()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from systrade.config import Settings
+from systrade.data.load import data_notes
 from systrade.errors import UserError
 from systrade.optimize.run import SweepOptions
 
@@ -36,8 +37,8 @@ def optimize_command(options: SweepOptions, settings: Settings, out: Console, to
     result = run_optimize(options, settings, check=check)
     session, sweep = result.session, result.sweep
     axes = chosen.get("axes")
-    if session.candles.synthetic:
-        out.print(f"[yellow]note:[/] {session.candles.symbol} is {session.candles.note}", highlight=False)
+    for note in data_notes(session.candles):
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
     if session.plan.note:
         out.print(f"[yellow]note:[/] {session.plan.note}", highlight=False)
     rate = sweep.n_combos / sweep.elapsed_s if sweep.elapsed_s > 0 else float("nan")
@@ -65,8 +66,8 @@ def walkforward_command(options: SweepOptions, settings: Settings, out: Console,
     train_span, test_span = parse_span(train, "--train"), parse_span(test, "--test")
     result = run_walkforward(options, settings, train_span, test_span, anchored)
     candles = result.candles
-    if candles.synthetic:
-        out.print(f"[yellow]note:[/] {candles.symbol} is {candles.note}", highlight=False)
+    for note in data_notes(candles):
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
     for table in walkforward_tables(result):
         out.print(table)
     for line in result.summary_lines():
