@@ -42,6 +42,13 @@ CASES = [
     ("bollinger_breakout", ORCL, {"direction": "short"}),
     ("donchian_breakout", ORCL, {"direction": "long", "stop_loss": 0.04, "take_profit": 0.08}),
     ("macd_trend", ORCL, {"direction": "both"}),
+    # market rules: lots, price ticks, minimum cost (orders below it skipped on both sides), a dearer sell
+    # (fixed amounts whose cost crosses the minimum as the price moves: some orders placed, some skipped)
+    ("sma_cross", ETH, {"direction": "both", "size": "45000", "size_type": "amount", "stop_loss": 0.01,
+                        "take_profit": 0.02, "granularity": 0.01, "tick": 0.00001, "min_cost": 4035.0,
+                        "sell_fees": 0.002}),
+    ("donchian_breakout", ORCL, {"direction": "long", "size": "120", "size_type": "amount", "stop_loss": 0.02,
+                                 "tick": 0.01, "min_cost": 2960.0, "sell_fees": 0.003}),
 ]
 
 
@@ -64,13 +71,19 @@ def stop_exits(trades: list[dict], frame: pd.DataFrame, slippage: float) -> int:
 
 @pytest.mark.parametrize("strategy, data, extra", CASES,
                          ids=[f"{s}-{'eth' if d is ETH else 'orcl'}-{e['direction']}"
-                              f"{'-stops' if 'stop_loss' in e else ''}" for s, d, e in CASES])
+                              f"{'-stops' if 'stop_loss' in e else ''}{'-market' if 'min_cost' in e else ''}"
+                              for s, d, e in CASES])
 def test_bundled_strategy_parity_on_real_data(strategy: str, data: dict, extra: dict) -> None:
     report = parity(strategy, data, extra)
     assert report.backtest_trades >= 2 and report.replay_errors == [] and report.replay_rejections == []
     assert report.identical, report.differences[:1]
     if "stop_loss" in extra:
         assert report.replay_stop_exits >= 1  # the stops were exercised, and every one matched
+    if "min_cost" in extra:  # the minimum was exercised: some orders were too small on both sides
+        options = BacktestOptions(strategy=strategy, **{**data, "data_file": str(shared_file(data["data_file"]))},
+                                  **extra)
+        run = prepare_backtest(options, Settings(strategies=StrategySettings(dir=str(STRATEGIES)))).run()
+        assert run.results[0].skipped.get("min_cost", 0) >= 1
 
 
 def test_the_flash_crash_exit_at_the_open_is_identical() -> None:
