@@ -9,8 +9,14 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import inspect
+import math
 import re
+import signal
 import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -19,11 +25,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.reuse import indicator  # noqa: F401  (part of the strategy contract: `from systrade import indicator`)
 
 ENTRY_POINT_GROUP = "systrade.strategies"
 DIRECTIONS = ("long", "short", "both")
+DEFAULT_TIMEOUT_SECONDS = 600.0  # per signals() call: generous, yet a hung strategy does not hang the command
 
 
 class Param:
@@ -361,8 +369,110 @@ def load_strategy(spec: str, strategies_dir: str | Path = "strategies") -> Strat
 
 
 def build_strategy(ref: StrategyRef, overrides: dict[str, Any] | None = None) -> Strategy:
-    """Instantiate with parameter overrides (validated against their ranges)."""
+    """Instantiate with parameter overrides (validated against their ranges), after checking the class."""
+    check_strategy_class(ref)
     return ref.cls(**(overrides or {}))
+
+
+def check_strategy_class(ref: StrategyRef) -> None:
+    """Refuse a strategy whose own declarations contradict themselves (a Param default outside its bounds or
+    choices, ``low > high``, a ``warmup`` that is not a whole number...), naming the file and the fix."""
+    cls, where = ref.cls, f"strategy {ref.cls.strategy_name()} ({ref.source})"
+    for name, param in cls.params().items():
+        if param.low is not None and param.high is not None and param.low > param.high:
+            raise UserError(f"{where}: Param {name} has low {param.low} above high {param.high}; swap them")
+        if param.step is not None and not param.step > 0:
+            raise UserError(f"{where}: Param {name} has step {param.step}; give a positive step or none")
+        try:
+            param.check(param.default)
+        except UserError as exc:
+            raise UserError(f"{where}: the default of Param {name} does not fit its own declaration ({exc}); "
+                            "fix the Param") from None
+    warmup = cls.warmup
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+        raise UserError(f"{where}: warmup = {warmup!r} is not a number of bars; give a whole number >= 0")
+    if cls.direction not in DIRECTIONS:
+        raise UserError(f"{where}: direction = {cls.direction!r}; use one of {', '.join(DIRECTIONS)}")
+    for attr in ("stop_loss", "take_profit"):
+        value = getattr(cls, attr)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise UserError(f"{where}: {attr} = {value!r}; give a positive fraction of the entry price "
+                            "(0.05 = 5%) or None")
+    if cls.timeframe is not None:
+        try:
+            timeframe_seconds(cls.timeframe)
+        except UserError as exc:
+            raise UserError(f"{where}: timeframe = {cls.timeframe!r} ({exc})") from None
+
+
+# ---------------------------------------------------------------- calling signals()
+
+_CALL_TIMEOUT = {"seconds": DEFAULT_TIMEOUT_SECONDS}
+
+
+class _StrategyTimeout(BaseException):
+    """Raised inside a hanging ``signals()``; a BaseException, so a strategy's ``except Exception`` cannot
+    swallow it."""
+
+
+def set_call_timeout(seconds: float | None) -> None:
+    """Longest one ``signals()`` call may take (None or 0: no limit); the CLI's ``--timeout``."""
+    _CALL_TIMEOUT["seconds"] = seconds or None
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` (main thread only: timers are delivered there)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum, _frame) -> None:
+        raise _StrategyTimeout
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def call_signals(strategy: Strategy, data: pd.DataFrame) -> dict[str, np.ndarray | None]:
+    """Call ``strategy.signals`` on a shallow copy of ``data`` and validate the result.
+
+    The strategy's own mistakes become one clear error: an exception names the strategy's file and line, and
+    a call that runs past the timeout (``--timeout``) is stopped. pandas' copy-on-write keeps whatever the
+    strategy changes away from ``data``.
+    """
+    name = strategy.strategy_name()
+    seconds = _CALL_TIMEOUT["seconds"]
+    try:
+        with _deadline(seconds):
+            result = strategy.signals(data.copy(deep=False))
+    except UserError:
+        raise
+    except _StrategyTimeout:
+        raise UserError(f"strategy {name}: signals() ran longer than {seconds:g} s on {len(data)} candles and was "
+                        "stopped; fix a loop that never ends, or raise the limit with --timeout SECONDS") from None
+    except Exception as exc:
+        raise UserError(f"strategy {name}: signals() raised {type(exc).__name__}: {exc} "
+                        f"({_where_in(type(strategy), exc)}); fix the strategy (--debug shows the traceback)") from exc
+    return validate_signals(result, data, name)
+
+
+def _where_in(cls: type, exc: BaseException) -> str:
+    """``file:line`` of the deepest traceback frame inside the strategy's own file (else the deepest frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    try:
+        own = str(Path(inspect.getsourcefile(cls) or "").resolve())
+    except TypeError:
+        own = ""
+    inside = [f for f in frames if own and str(Path(f.filename).resolve()) == own]
+    frame = (inside or frames)[-1]
+    return f"{frame.filename}, line {frame.lineno}"
 
 
 # ---------------------------------------------------------------- validation

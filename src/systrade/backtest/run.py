@@ -14,7 +14,7 @@ from systrade.backtest.metrics import compute_metrics
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.sim.rules import PositionRules
-from systrade.strategy import Strategy, validate_signals
+from systrade.strategy import Strategy, call_signals
 
 __all__ = ["TRADE_FIELDS", "BacktestRun", "SymbolResult", "run_backtest"]
 
@@ -46,13 +46,8 @@ class BacktestRun:
 
 
 def compute_signals(strategy: Strategy, candles: Candles) -> dict[str, np.ndarray | None]:
-    """Call the strategy on a copy of the candles and validate what it returns.
-
-    A shallow copy is enough: pandas' copy-on-write keeps whatever the strategy changes away from the
-    original, and it costs nothing per call (sweeps call this once per combination).
-    """
-    return validate_signals(strategy.signals(candles.frame.copy(deep=False)), candles.frame,
-                            strategy.strategy_name())
+    """The strategy's validated signal columns on ``candles`` (``strategy.call_signals``)."""
+    return call_signals(strategy, candles.frame)
 
 
 def run_backtest(

@@ -14,9 +14,9 @@ from systrade.strategy import (
     Strategy,
     StrategyRef,
     build_strategy,
+    call_signals,
     load_strategy,
     parse_param_overrides,
-    validate_signals,
 )
 
 
@@ -24,7 +24,7 @@ def raw_signals(strategy: Strategy, frame: pd.DataFrame, fill: bool = True) -> d
     """The strategy's four signal columns on ``frame`` as validated boolean arrays, computed on a copy so the
     strategy cannot change ``frame``. A column it does not give is all False, or None with ``fill=False`` (what
     ``positions.resolve_signals`` needs to mirror a long-only strategy for shorts)."""
-    arrays = validate_signals(strategy.signals(frame.copy(deep=False)), frame, strategy.strategy_name())
+    arrays = call_signals(strategy, frame)
     if not fill:
         return arrays
     return {k: (v if v is not None else np.zeros(len(frame), dtype=bool)) for k, v in arrays.items()}

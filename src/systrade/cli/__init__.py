@@ -20,6 +20,8 @@ GLOBAL = {"config": None, "debug": False}
 def _root(
     config: str = typer.Option(None, "--config", help="Path to systrade.toml (also $SYSTRADE_CONFIG)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Longest one call of a strategy's signals() may take, "
+                                  "in seconds (0: no limit)."),
 ) -> None:
     """Global options may also be given after the command name."""
 
@@ -42,9 +44,23 @@ def _extract_globals(argv: list[str]) -> list[str]:
             GLOBAL["config"] = next(items, None)
         elif item.startswith("--config="):
             GLOBAL["config"] = item.split("=", 1)[1]
+        elif item == "--timeout" or item.startswith("--timeout="):
+            _set_timeout(item.split("=", 1)[1] if "=" in item else next(items, ""))
         else:
             rest.append(item)
     return rest
+
+
+def _set_timeout(text: str) -> None:
+    from systrade.strategy import set_call_timeout
+
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise UserError(f"--timeout {text!r} is not a number of seconds; e.g. --timeout 120 (0: no limit)") from None
+    if not (seconds >= 0 and seconds < float("inf")):
+        raise UserError(f"--timeout {text!r} is not valid; give a number of seconds >= 0 (0: no limit)")
+    set_call_timeout(seconds)
 
 
 def _register() -> None:
@@ -60,7 +76,11 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit 2; --debug shows the traceback."""
-    args = _extract_globals(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = _extract_globals(list(sys.argv[1:] if argv is None else argv))
+    except UserError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     _register()
     command = typer.main.get_command(app)
     try:
