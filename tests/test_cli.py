@@ -136,12 +136,14 @@ def _bad_inputs(workdir: Path) -> dict[str, tuple[list[str], str]]:
         "bad config key": (["sma_cross", "--config", "bad.toml"], "backtest.colour: unknown key"),
         "percent reversal": (["sma_cross", "--direction", "both", "--size", "50"], "percent sizing cannot reverse"),
         "zero price": (["sma_cross", "--data", "zero_price.csv"], "has a price of zero or less"),
+        "infinite cash": (["sma_cross", "--cash", "inf"], "--cash inf is not valid"),
     }
 
 
 @pytest.mark.parametrize("case", ["syntax error", "no strategy class", "unknown name", "out of range param",
                                   "unknown param", "no ohlc columns", "unparsable dates", "missing file",
-                                  "empty range", "bad size", "bad config key", "percent reversal", "zero price"])
+                                  "empty range", "bad size", "bad config key", "percent reversal", "zero price",
+                                  "infinite cash"])
 def test_bad_input_gets_one_clear_line_exit_2_and_writes_nothing(run_cli, workdir: Path, case: str) -> None:
     args, expected = _bad_inputs(workdir)[case]
     before = tree(workdir)
@@ -241,3 +243,18 @@ def test_every_command_takes_the_same_market_rule_flags(run_cli, workdir: Path, 
     rules = json.loads((workdir / "out.json").read_text())["rules"]
     assert {k: rules[k] for k in ("granularity", "tick", "min_cost", "sell_fees")} == \
         {"granularity": 0.01, "tick": 0.05, "min_cost": 2000, "sell_fees": 0.003}
+
+
+@pytest.mark.parametrize("command", [["backtest", "sma_cross"], ["optimize", "sma_cross", "--grid", "fast=5,10"],
+                                     ["check", "lookahead", "sma_cross"], ["check", "parity", "sma_cross"],
+                                     ["paper", "replay", "sma_cross"]])
+def test_an_unwritable_output_is_refused_before_any_work(run_cli, workdir: Path, command: list[str]) -> None:
+    (workdir / "notes.txt").write_text("a file, not a folder\n")
+    (workdir / "reports").mkdir()
+    before = tree(workdir)
+    for path, expected in (("reports", "is a folder"), ("notes.txt/out.json", "is a file, not a folder")):
+        result = run_cli(*command, "--json", path)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert expected in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+        assert result.stdout == ""  # refused before running: nothing computed, nothing printed
+    assert tree(workdir) == before

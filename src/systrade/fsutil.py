@@ -7,6 +7,27 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from systrade.errors import UserError
+
+
+def check_output_path(path: str | None, option: str) -> None:
+    """Refuse, before any work starts, an output path that cannot be written (a folder, a file where a folder
+    should be, a read-only folder). A missing folder is fine: it is created when the file is written."""
+    if path is None:
+        return
+    if not path.strip():
+        raise UserError(f"{option} is empty; give a file name")
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name, e.g. {target / 'out'}")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: the folder {parent} is not writable; choose another path")
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the temp file over ``path``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from systrade.backtest.options import BacktestOptions
@@ -63,8 +64,8 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
         tick=options.tick,
     )
     cash = settings.backtest.cash if options.cash is None else options.cash
-    if not cash > 0:
-        raise UserError(f"--cash {cash} is not valid; give a positive amount")
+    if not (cash > 0 and math.isfinite(cash)):
+        raise UserError(f"--cash {cash} is not valid; give a positive finite amount")
     year_days = settings.backtest.year_days if options.year_days is None else options.year_days
     if not 0 < year_days <= 366:
         raise UserError(f"--year-days {year_days} is not valid; use 365 (crypto) or 252 (stocks)")

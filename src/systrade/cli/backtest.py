@@ -24,7 +24,10 @@ def backtest(
     """Backtest a strategy (on the bundled synthetic sample unless --data/--symbol is given)."""
     from systrade.backtest.output import data_notes, run_payload, summary_table, write_json, write_trades_csv
     from systrade.backtest.request import prepare_backtest
+    from systrade.fsutil import check_output_path
 
+    for path, option in ((json_path, "--json"), (trades_path, "--trades"), (report_path, "--report")):
+        check_output_path(path, option)
     run = prepare_backtest(options, settings()).run()
     for note in data_notes(run):
         out.print(f"[yellow]note:[/] {note}", highlight=False)

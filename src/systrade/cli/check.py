@@ -8,6 +8,7 @@ from rich.console import Console
 from systrade.backtest.options import BacktestOptions
 from systrade.cli import app, settings
 from systrade.cli.options import backtest_options
+from systrade.fsutil import check_output_path
 
 group = typer.Typer(help="Trust checks: backtest/paper parity, lookahead and warmup.", no_args_is_help=True)
 app.add_typer(group, name="check")
@@ -40,6 +41,7 @@ def lookahead(strategy: str = STRATEGY, json_path: str | None = JSON, options: B
     from systrade.backtest.output import write_json
     from systrade.checks.lookahead import check_lookahead
 
+    check_output_path(json_path, "--json")
     inputs = _inputs(options)
     _note(inputs.candles)
     report = check_lookahead(inputs.strategy, inputs.candles.frame)
@@ -59,6 +61,7 @@ def warmup(strategy: str = STRATEGY, json_path: str | None = JSON, options: Back
     from systrade.backtest.output import write_json
     from systrade.checks.warmup import measure_warmup
 
+    check_output_path(json_path, "--json")
     inputs = _inputs(options)
     _note(inputs.candles)
     report = measure_warmup(inputs.strategy, inputs.candles.frame)
@@ -86,6 +89,7 @@ def parity(
 
     if history is not None and not 2 <= history <= 5000:
         raise UserError(f"--history {history} is not valid; give 2 to 5000 candles (a bot's `candles` range)")
+    check_output_path(json_path, "--json")
     config = settings()
     prepared = prepare_backtest(options, config)
     _note(prepared.candles[0])

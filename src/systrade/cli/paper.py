@@ -120,8 +120,10 @@ def replay(
     from systrade.backtest.output import write_json
     from systrade.checks.paper_replay import replay_payload, run_replay
     from systrade.errors import UserError
+    from systrade.fsutil import check_output_path
     from systrade.progress import progress_bar
 
+    check_output_path(json_path, "--json")
     if history is not None and not 2 <= history <= 5000:
         raise UserError(f"--history {history} is not valid; give 2 to 5000 candles (a bot's `candles` range)")
     with progress_bar("bars") as bar:

@@ -7,13 +7,13 @@ from rich.console import Console
 from systrade.config import Settings
 from systrade.data.load import data_notes
 from systrade.errors import UserError
+from systrade.fsutil import check_output_path
 from systrade.optimize.run import SweepOptions
 
 
-def _check_outputs(*paths: str | None) -> None:
-    for path in paths:
-        if path is not None and not path.strip():
-            raise UserError("an output path is empty; give a file name")
+def _check_outputs(json_path: str | None, report_path: str | None) -> None:
+    check_output_path(json_path, "--json")
+    check_output_path(report_path, "--report")
 
 
 def optimize_command(options: SweepOptions, settings: Settings, out: Console, top: int, json_path: str | None,
