@@ -58,3 +58,17 @@ def sma_bot(**overrides) -> dict:
            "symbol": "BTC/USDT", "timeframe": "1m", "size": "all", "direction": "long", "candles": 60}
     bot.update(overrides)
     return bot
+
+
+def fake_clock(fake):
+    """The fake exchange's clock as a runner's ``clock``: ticks, fills and UTC days follow the test, not the wall."""
+    from datetime import UTC, datetime
+
+    return lambda: datetime.fromtimestamp(fake.now_ms / 1000, UTC)
+
+
+def stepped_candles(prices: list[float], start: pd.Timestamp, freq: str = "1min") -> pd.DataFrame:
+    """Candles at hand-chosen prices (open = high = low = close), so a fill at any moment of a bar is at that price."""
+    index = pd.date_range(start, periods=len(prices), freq=freq, tz="UTC", unit="ns")
+    price = np.asarray(prices, dtype=float)
+    return pd.DataFrame({"open": price, "high": price, "low": price, "close": price, "volume": 10.0}, index=index)

@@ -82,7 +82,15 @@ down to the step size); every order sees the full book again (no depletion).
 LIMIT (GTC/IOC/FOK) and LIMIT_MAKER orders take what crosses and rest the
 rest; resting orders lock funds and NEVER fill later (cancel them). Taker
 commission ``fake.taker_fee`` (default 0.001) is charged in the asset
-received, one fill per book level. Filters: LOT_SIZE (minQty, maxQty,
+received, one fill per book level. With ``fake.fee_asset = "BNB"`` it is
+charged in BNB instead whenever the account holds enough BNB (as Binance does
+for accounts paying fees in BNB, without the discount): the fee's value in
+the quote currency divided by BNB's price (``fake.fee_asset_prices["BNB"]``
+if given, else the last price of the BNB/<quote> market).
+``fake.omit_fill_prices = True`` answers orders (placing and looking up)
+without ``cummulativeQuoteQty``, ``fills`` and with price 0, like an exchange
+that has not reported the execution price yet (ccxt then gives ``average``,
+``price`` and ``cost`` None); trades (``myTrades``) keep their prices. Filters: LOT_SIZE (minQty, maxQty,
 stepSize), PRICE_FILTER and NOTIONAL (for MARKET orders the notional uses the
 last price instead of Binance's 5-minute average price); PERCENT_PRICE_BY_SIDE
 is not enforced. Stop/take-profit/OCO orders are not served.
@@ -621,6 +629,9 @@ class FakeBinance:
         self.taker_fee = taker_fee  # charged in the asset received
         self.check_recv_window = False  # enforce timestamp/recvWindow against the fake's clock
         self.duplicate_client_order_id = "open"  # "open" (Binance) or "any" (reject every reuse)
+        self.fee_asset: str | None = None  # e.g. "BNB": commission in that asset when the account holds enough
+        self.fee_asset_prices: dict[str, float] = {}  # quote value of one unit of a fee asset (else its market)
+        self.omit_fill_prices = False  # answer orders without price, cost or fills
         self._default_account = _Account()
         self._other_accounts: dict[str, tuple[str, _Account]] = {}
         self._next_order_id = 1
@@ -1332,7 +1343,13 @@ class FakeBinance:
         for fill_price, fill_units in fills:
             fill_qty = fill_units * step
             fill_quote = fill_price * fill_qty
-            if side == "BUY":
+            in_fee_asset = self._fee_asset_commission(acct, m, fill_quote * fee, now)
+            if in_fee_asset is not None:
+                asset, commission = self.fee_asset, in_fee_asset
+                acct.add(asset, -commission)
+                acct.add(m.quote, -fill_quote if side == "BUY" else fill_quote)
+                acct.add(m.base, fill_qty if side == "BUY" else -fill_qty)
+            elif side == "BUY":
                 asset, commission = m.base, (fill_qty * fee).quantize(Decimal("1e-8"), ROUND_HALF_UP)
                 acct.add(m.quote, -fill_quote)
                 acct.add(m.base, fill_qty - commission)
@@ -1395,14 +1412,35 @@ class FakeBinance:
         }
         if resp_type == "FULL":
             result["fills"] = [dict(f) for f in order.fills]
-        return result
+        return self._without_prices(result)
+
+    def _fee_asset_commission(self, acct: _Account, m: _Market, value: Decimal, now: int) -> Decimal | None:
+        """The commission in ``fee_asset`` for a fee worth ``value`` quote, or None (not set, or not enough held)."""
+        if self.fee_asset is None:
+            return None
+        price = self.fee_asset_prices.get(self.fee_asset)
+        if price is None:
+            market = self._by_id.get(self.fee_asset + m.quote)
+            if market is None:
+                raise ValueError(f"no price for fee asset {self.fee_asset}: add {self.fee_asset}/{m.quote} or set "
+                                 "fee_asset_prices")
+            price = self._last_price(market, now)
+        commission = (value / _d(price)).quantize(Decimal("1e-8"), ROUND_HALF_UP)
+        return commission if acct.free.get(self.fee_asset, _ZERO) >= commission else None
+
+    def _without_prices(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """``answer`` as an exchange that has not reported the execution price yet gives it (omit_fill_prices)."""
+        if not self.omit_fill_prices:
+            return answer
+        answer = {k: v for k, v in answer.items() if k not in ("cummulativeQuoteQty", "fills")}
+        return {**answer, "price": "0.00000000"} if "price" in answer else answer
 
     def _query_order(self, acct: _Account, params: dict[str, str], now: int) -> dict[str, Any]:
         m = self._market(params)
         order = self._find_order(acct, m.id, params)
         if order is None:
             raise _ApiError(400, -2013, "Order does not exist.")
-        return order.json()
+        return self._without_prices(order.json())
 
     def _cancel_order(self, acct: _Account, params: dict[str, str], now: int) -> dict[str, Any]:
         m = self._market(params)

@@ -50,7 +50,7 @@ def run(
 
 @group.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON (schema in the README).")) -> None:
-    """Equity, cash, balances and each bot's position, last processed candle and halt state."""
+    """Equity, cash, balances and each bot's capital, cash, equity, profit, fees, position and halt state."""
     from systrade.live.ledger import Ledger
     from systrade.live.status import last_prices
     from systrade.live.status import status as build
@@ -65,10 +65,21 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON (schem
     out.print(f"equity {report['equity']:,.2f} {quote} (positions at their last fill price)  "
               f"cash {report['cash']:,.2f} {quote}", highlight=False)
     out.print("balances: " + ", ".join(f"{k} {v:,.8g}" for k, v in report["balances"].items()), highlight=False)
-    table = Table("bot", "strategy", "market", "timeframe", "position", "last bar", "halted")
+    for asset, amount in report["negative_balances"].items():
+        out.print(f"[bold yellow]warning:[/] the {asset} balance is negative ({amount:,.8g} {asset}): fees were paid "
+                  f"in {asset}, which the paper account does not hold enough of; add {asset} to [paper] balances",
+                  highlight=False)
+    if report["unvalued"]:
+        out.print(f"not in the equity (no {quote} price known): {', '.join(report['unvalued'])}", highlight=False)
+    table = Table("bot", "strategy", "market", "timeframe", "position", "capital", "cash", "equity", "pnl", "fees",
+                  "last bar", "halted")
+    def money(value: float | None, sign: str = "") -> str:
+        return "-" if value is None else f"{value:{sign},.2f}"
+
     for bot in report["bots"]:
         table.add_row(bot["name"], bot["strategy"], f"{bot['exchange']} {bot['symbol']}", bot["timeframe"],
-                      f"{bot['position']:.8g}", bot["last_bar"] or "-",
+                      f"{bot['position']:.8g}", money(bot["capital"]), money(bot["cash"]), money(bot["equity"]),
+                      money(bot["pnl"], "+"), f"{bot['fees']:,.4f}", bot["last_bar"] or "-",
                       f"yes: {bot['halted_reason']}" if bot["halted"] else "no")
     out.print(table)
 
@@ -86,7 +97,7 @@ def trades(as_json: bool = typer.Option(False, "--json", help="Print JSON (schem
     table = Table("time", "bot", "symbol", "side", "amount", "price", "fee", "bar", "client order id")
     for f in fills:
         table.add_row(f["time"], f["bot"], f["symbol"], f["side"], f"{f['amount']:.8g}", f"{f['price']:.8g}",
-                      f"{f['fee']:.8g}", f["bar_time"], f["client_order_id"])
+                      f"{f['fee']:.8g} {f['fee_currency']}", f["bar_time"], f["client_order_id"])
     out.print(table)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from systrade.exchange import RetryPolicy, call_with_retry, is_retryable
+from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry, is_retryable
 from systrade.live.market import MarketData, precise_amount
 
 
@@ -162,11 +162,41 @@ class SandboxBroker:
         return self._execution(order)
 
     def _execution(self, order: dict) -> Execution:
+        """The fill the exchange reports; a fill without a price is not booked (``TransientDataError``: the intent
+        stays and the next tick looks the order up again by its client order id)."""
         filled = float(order.get("filled") or 0.0)
         if filled <= 0:
             return Execution("rejected", reason=f"the exchange did not fill the order (status {order.get('status')})",
                              exchange_order_id=str(order.get("id")))
-        fee = order.get("fee") or {}
-        return Execution("filled", filled, float(order.get("average") or order.get("price") or 0.0),
-                         float(fee.get("cost") or 0.0), str(fee.get("currency") or ""),
-                         exchange_order_id=str(order.get("id")))
+        price = fill_price(order, filled)
+        if price is None:
+            raise TransientDataError(f"the exchange reports order {order.get('id')} filled ({filled:.10g}) without a "
+                                     "price; it is looked up again at the next tick")
+        cost, currency = self._fee(order)
+        return Execution("filled", filled, price, cost, currency, exchange_order_id=str(order.get("id")))
+
+    def _fee(self, order: dict) -> tuple[float, str]:
+        """The order's fee and its currency; from the order's trades when the order itself names none (an order
+        looked up after a lost answer carries no fills)."""
+        fee = order.get("fee")
+        if not fee and not order.get("fees"):
+            trades = call_with_retry(lambda: self.client.fetch_order_trades(order.get("id"), order.get("symbol")),
+                                     self.policy, "fetching the order's trades")
+            fees = [t["fee"] for t in trades if t.get("fee") and t["fee"].get("cost") is not None]
+            currencies = {f.get("currency") for f in fees}
+            if len(currencies) == 1:
+                return sum(float(f["cost"]) for f in fees), str(currencies.pop() or "")
+            fee = fees[0] if fees else None
+        elif not fee:
+            fee = order["fees"][0]
+        fee = fee or {}
+        return float(fee.get("cost") or 0.0), str(fee.get("currency") or "")
+
+
+def fill_price(order: dict, filled: float) -> float | None:
+    """An order's average fill price: ``average``, else ``cost / filled``; None when the exchange gave neither."""
+    if order.get("average"):
+        return float(order["average"])
+    if order.get("cost") and filled > 0:
+        return float(order["cost"]) / filled
+    return None

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import signal
 import traceback
+from collections.abc import Callable
+from datetime import datetime
 
-from systrade.config import Settings
+from systrade.config import Settings, allocate_capital
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.exchange import RetryPolicy, TransientDataError, create_exchange, describe_error, is_retryable
@@ -24,11 +26,14 @@ from systrade.strategy import load_strategy
 log = logging.getLogger("systrade.paper")
 
 
-def build_runners(settings: Settings, warmups: dict[str, int] | None = None) -> tuple[Ledger, list[BotRunner]]:
+def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
+                  clock: Callable[[], datetime] | None = None) -> tuple[Ledger, list[BotRunner]]:
     """Open the ledger and make one runner per configured bot (validating everything first).
 
     ``warmups`` (bot name -> measured warmup, from ``preflight``) sets how many candles each tick fetches
     when the bot does not say (``candles``): the larger of it and the strategy's declared warmup, plus 250.
+    Each bot gets its capital (``config.allocate_capital`` against the ledger's starting balances);
+    ``clock`` gives the runners' "now" (default: the system clock).
     """
     paper = settings.paper
     if not paper.bots:
@@ -38,6 +43,7 @@ def build_runners(settings: Settings, warmups: dict[str, int] | None = None) -> 
         timeframe_seconds(bot.timeframe)
     ledger = Ledger(paper.database)
     ledger.ensure_account(paper.balances)
+    capitals = bot_capitals(settings, ledger)
     policy = RetryPolicy(**settings.network.model_dump())
     clients: dict[str, object] = {}
     runners = []
@@ -51,8 +57,18 @@ def build_runners(settings: Settings, warmups: dict[str, int] | None = None) -> 
         market = MarketData(client, policy)
         broker = SandboxBroker(client, policy) if paper.mode == "sandbox" else PaperBroker(market)
         runners.append(BotRunner(bot, refs[bot.name], ledger, market, broker,
-                                 warmup=(warmups or {}).get(bot.name)))
+                                 warmup=(warmups or {}).get(bot.name), clock=clock, capital=capitals.get(bot.name)))
     return ledger, runners
+
+
+def bot_capitals(settings: Settings, ledger: Ledger) -> dict[str, float]:
+    """Every configured bot's capital: the config's allocation, checked against the ledger's starting balances
+    (which may differ from the config's when the ledger is older), keeping what the ledger assigned before."""
+    assigned = {bot.name: bot.capital for bot in ledger.bots() if bot.capital is not None}
+    try:
+        return allocate_capital(settings.paper.bots, ledger.initial_balances(), assigned)
+    except ValueError as error:
+        raise UserError(f"paper bots: {error}") from None
 
 
 def _enable_sandbox(client, exchange_id: str) -> None:

@@ -57,6 +57,10 @@ class Bot(Base):
     # (the entry filled at the next bar's open; stops are checked from the bar after that one).
     entry_price: Mapped[float | None] = mapped_column(Float, nullable=True)
     entry_bar: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The bot's own money in its quote currency: what it was given and what it holds now (bots sharing a
+    # currency size from their own cash, never from one another's). None only in a ledger not yet upgraded.
+    capital: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cash: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Tick(Base):
@@ -97,6 +101,7 @@ class Fill(Base):
     price: Mapped[float] = mapped_column(Float)
     fee: Mapped[float] = mapped_column(Float)
     fee_currency: Mapped[str] = mapped_column(String(20))
+    fee_quote: Mapped[float | None] = mapped_column(Float, nullable=True)  # the fee's value in quote at fill time
     bar_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     __table_args__ = (UniqueConstraint("order_id"),)
@@ -178,17 +183,31 @@ class Ledger:
                     s.add(Balance(asset=asset, amount=float(amount), initial=float(amount)))
                 s.add(Event(time=utcnow(), bot=None, kind="account", message=f"paper account opened with {balances}"))
 
-    def ensure_bot(self, name: str, strategy: str, exchange: str, symbol: str, timeframe: str) -> None:
+    def ensure_bot(self, name: str, strategy: str, exchange: str, symbol: str, timeframe: str,
+                   capital: float = 0.0) -> None:
+        """Create or update the bot's row; give it ``capital`` (a new bot, or one from an older ledger) or move
+        its cash by the change when its configured capital changed."""
         with self.transaction() as s:
             bot = s.get(Bot, name)
             if bot is None:
                 s.add(Bot(name=name, strategy=strategy, exchange=exchange, symbol=symbol, timeframe=timeframe,
-                          position=0.0, halted=False, day_cash_flow=0.0))
-            elif (bot.exchange, bot.symbol) != (exchange, symbol) and bot.position != 0:
+                          position=0.0, halted=False, day_cash_flow=0.0, capital=capital, cash=capital))
+                return
+            if (bot.exchange, bot.symbol) != (exchange, symbol) and bot.position != 0:
                 raise UserError(f"bot {name} holds {bot.position} {bot.symbol} on {bot.exchange} but is now configured "
                                 f"for {symbol} on {exchange}; close the position or use a new bot name")
-            else:
-                bot.strategy, bot.exchange, bot.symbol, bot.timeframe = strategy, exchange, symbol, timeframe
+            bot.strategy, bot.exchange, bot.symbol, bot.timeframe = strategy, exchange, symbol, timeframe
+            if bot.capital is None:
+                bot.capital, bot.cash = capital, capital + _cash_flow_of_fills(s, name)
+                s.add(Event(time=utcnow(), bot=name, kind="capital",
+                            message=f"capital {capital:,.8g} assigned (a ledger from before per-bot capital); cash "
+                                    f"{bot.cash:,.8g} after the bot's fills"))
+            elif abs(bot.capital - capital) > 1e-9 * max(abs(capital), 1.0):
+                s.add(Event(time=utcnow(), bot=name, kind="capital",
+                            message=f"capital changed from {bot.capital:,.8g} to {capital:,.8g}; cash moves by "
+                                    f"{capital - bot.capital:,.8g}"))
+                bot.cash = (bot.cash or 0.0) + capital - bot.capital
+                bot.capital = capital
 
     def balances(self) -> dict[str, float]:
         with self._sessions() as s:
@@ -253,6 +272,20 @@ class Ledger:
                 s.add(Event(time=utcnow(), bot=bot.name, kind="halt" if halted else "resume",
                             message=reason or ("halted by user" if halted else "resumed by user")))
             return [b.name for b in bots]
+
+
+def _cash_flow_of_fills(s: Session, bot: str) -> float:
+    """What the bot's fills did to its quote cash: sales in, purchases out, fees paid in quote (or valued in it)."""
+    flow = 0.0
+    for fill in s.scalars(select(Fill).where(Fill.bot == bot)):
+        base, _, rest = fill.symbol.partition("/")
+        quote = rest.split(":", 1)[0]
+        flow += (-1.0 if fill.side == "buy" else 1.0) * fill.amount * fill.price
+        if fill.fee_currency == quote:
+            flow -= fill.fee
+        elif fill.fee_currency != base:
+            flow -= fill.fee_quote or 0.0
+    return flow
 
 
 def _add_missing_columns(engine: Engine) -> None:

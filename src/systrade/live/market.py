@@ -49,12 +49,15 @@ class MarketData:
     def _call(self, fn, what: str):
         return call_with_retry(fn, self.policy, what)
 
-    def rules(self, symbol: str) -> MarketRules:
+    def _load(self) -> None:
         if not self._loaded:
             markets = self._call(self.client.load_markets, "loading markets")
             if not markets:
                 raise TransientDataError("the exchange returned no markets")
             self._loaded = True
+
+    def rules(self, symbol: str) -> MarketRules:
+        self._load()
         market = self.client.market(symbol)
         limits = market.get("limits") or {}
         precision = market.get("precision") or {}
@@ -109,3 +112,14 @@ class MarketData:
                 raise TransientDataError("ticker without a price")
             return float(price)
         return self._call(fetch, f"fetching the {symbol} ticker")
+
+    def conversion_price(self, asset: str, quote: str) -> float | None:
+        """The last price of one ``asset`` in ``quote`` (from ASSET/QUOTE, else QUOTE/ASSET inverted), or None
+        when the exchange lists neither market."""
+        self._load()
+        markets = self.client.markets or {}
+        if f"{asset}/{quote}" in markets:
+            return self.last_price(f"{asset}/{quote}")
+        if f"{quote}/{asset}" in markets:
+            return 1.0 / self.last_price(f"{quote}/{asset}")
+        return None

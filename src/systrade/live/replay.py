@@ -89,6 +89,9 @@ class ReplayMarket:
     def last_price(self, symbol: str) -> float:
         return self.next_open()
 
+    def conversion_price(self, asset: str, quote: str) -> float | None:
+        return None  # one market only (the paper broker charges fees in its quote currency anyway)
+
 
 @dataclass
 class ReplayResult:
@@ -136,7 +139,8 @@ def replay(ref: StrategyRef, frame: pd.DataFrame, bot: BotSettings, rules: Posit
                                     rules.granularity)
     ledger = Ledger("sqlite://")
     ledger.ensure_account({market.rules(bot.symbol).quote: float(cash)})
-    runner = BotRunner(bot, ref, ledger, market, PaperBroker(market), rules=rules, warmup=warmup, clock=market.now)
+    runner = BotRunner(bot, ref, ledger, market, PaperBroker(market), rules=rules, warmup=warmup, clock=market.now,
+                       capital=float(cash))
     n = len(frame)
     signals = {k: np.zeros(n, dtype=bool) for k in SIGNAL_COLUMNS}
     outcomes: Counter[str] = Counter()

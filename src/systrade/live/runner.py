@@ -7,7 +7,14 @@ backtest runs, in the order of events of docs/semantics.md. The tick after bar t
    and step 1 of bars whose open no tick saw): a reached level is a fill at that level inside that bar;
 2. checks the price at hand, bar t+1's open, against the stops (step 1): a crossed level exits now;
 3. decides bar t's signals against the position left (``kernel.decide``), sizes the order with the fill
-   model (lot, cash, minimums) and sends it (step 2).
+   model (lot, the bot's own cash, minimums) and sends it (step 2).
+
+When ticks were missed (the daemon was down), the signals of the bars no tick saw are walked with
+``kernel.decide`` from the position held, and one order at today's prices takes the bot to the position the
+strategy holds now; it is recorded as late, and a ``missed`` event names the bars.
+
+Each bot trades its own capital: it sizes from its own cash, and every fill moves both its cash and the
+account's balances (which stay the sum of truth).
 
 The order's client order id is derived from bot and bar, written as an intent before the broker is called,
 and completed in one transaction with the fill: a crash, a repeated tick or a restart cannot place it twice.
@@ -28,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from systrade.config import BotSettings
+from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.exchange import TransientDataError, describe_error, is_retryable
 from systrade.live.broker import Execution, OrderRequest, book_price
@@ -38,8 +46,9 @@ from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules, params_vector, res
 from systrade.strategy import Strategy, StrategyRef, build_strategy, validate_signals
 
 log = logging.getLogger("systrade.paper")
-ACCOUNT_LOCK = threading.Lock()  # bots share one cash balance: size and fill one order at a time
+ACCOUNT_LOCK = threading.Lock()  # bots share one account's balances: size and fill one order at a time
 DEFAULT_HISTORY = 250
+LISTED_MISSED = 5  # a missed-candles message lists every bar up to this many, else the first and the last
 
 
 @dataclass
@@ -55,12 +64,14 @@ class BotRunner:
 
     ``rules`` overrides the position rules built from the bot's settings (the replay passes the backtest's);
     ``warmup`` is a measured history length (``systrade.checks.warmup``) used when it exceeds the strategy's
-    declared ``warmup``; ``clock`` gives "now" (the replay's simulated clock; default: the system clock).
+    declared ``warmup``; ``clock`` gives "now" (the replay's simulated clock; default: the system clock);
+    ``capital`` is the bot's share of the account (``config.allocate_capital`` over every configured bot;
+    default: as if it were the only bot).
     """
 
     def __init__(self, settings: BotSettings, ref: StrategyRef, ledger: Ledger, market: MarketData, broker,
                  rules: PositionRules | None = None, warmup: int | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, capital: float | None = None) -> None:
         self.settings = settings
         self.strategy: Strategy = build_strategy(ref, settings.params)
         cls = ref.cls
@@ -81,7 +92,20 @@ class BotRunner:
         self.ledger = ledger
         self.market = market
         self.broker = broker
-        ledger.ensure_bot(settings.name, cls.strategy_name(), settings.exchange, settings.symbol, settings.timeframe)
+        if capital is None:
+            capital = self._lone_capital()
+        ledger.ensure_bot(settings.name, cls.strategy_name(), settings.exchange, settings.symbol, settings.timeframe,
+                          capital)
+
+    def _lone_capital(self) -> float:
+        """The capital of a bot allocated on its own: its setting, else the ledger's, else all of its currency."""
+        if self.settings.capital is not None:
+            return float(self.settings.capital)
+        balance = self.ledger.initial_balances().get(self.market.rules(self.settings.symbol).quote, 0.0)
+        if self.settings.capital_fraction is not None:
+            return self.settings.capital_fraction * balance
+        existing = self.ledger.bot(self.name)
+        return float(existing.capital) if existing is not None and existing.capital is not None else balance
 
     @property
     def has_stops(self) -> bool:
@@ -105,23 +129,73 @@ class BotRunner:
         arrays = validate_signals(self.strategy.signals(candles.copy()), candles, self.strategy.strategy_name())
         resolved = resolve_signals(arrays, self.rules.direction)
         self.last_signals = {k: bool(resolved[k][-1]) for k in SIGNAL_COLUMNS}
+        last_bar = as_utc(state.last_bar)
         with ACCOUNT_LOCK:
+            stop_bar = None
             if self.has_stops:
-                self._stops_in(candles, state)
+                stop_bar = self._stops_in(candles, state)
                 self._stop_at_price(bar)
             state = self.ledger.bot_state(self.name)
             action = kernel.decide(state.position, *self.last_signals.values())
+            late = ""
+            if last_bar is not None:
+                action, late = self._catch_up(candles, resolved, last_bar, stop_bar, state.position, action)
             if state.halted:
                 if action not in (kernel.CLOSE, kernel.REVERSE):
                     self._mark_bar(bar, "halted")
                     return TickResult(self.name, "halted", bar, state.halted_reason or "halted")
                 action = kernel.CLOSE  # a halted bot still exits, but opens nothing
             elif self._loss_limit_hit(candles, state):
-                return self._done(TickResult(self.name, "halted", bar, "daily loss limit reached"))
+                self._mark_bar(bar, "halted", "daily loss limit reached")
+                return TickResult(self.name, "halted", bar, "daily loss limit reached")
             if action == kernel.HOLD:
                 self._mark_bar(bar, "hold")
                 return TickResult(self.name, "hold", bar)
-            return self._trade(action, bar)
+            return self._trade(action, bar, late)
+
+    # ------------------------------------------------------------------ missed candles
+
+    def _catch_up(self, candles: pd.DataFrame, resolved: dict[str, np.ndarray], last_bar: datetime,
+                  stop_bar: int | None, position: float, action: int) -> tuple[int, str]:
+        """The action that takes the bot to the position its strategy holds now, when ticks were missed.
+
+        The bars after ``last_bar`` and before the newest one never had their signals acted on; they are walked
+        with ``kernel.decide`` (as the backtest would have, bar after bar) from the position held, starting at a
+        stop that filled inside them, and the newest bar's signals act on the result. Returns ``action``
+        unchanged when no bar was missed, and the reason that marks a late order (else "").
+        """
+        index = candles.index
+        newest = len(index) - 1
+        first = int(index.searchsorted(pd.Timestamp(last_bar), side="right"))
+        missed = index[first:newest]
+        earlier = 0  # missed bars older than the fetched history
+        if first == 0:
+            bar_seconds = timeframe_seconds(self.settings.timeframe)
+            earlier = max(round((index[0] - pd.Timestamp(last_bar)).total_seconds() / bar_seconds) - 1, 0)
+        count = len(missed) + earlier
+        if count == 0:
+            return action, ""
+        self._record_missed(missed, count)
+        start = max(first, stop_bar) if stop_bar is not None else first
+        held = float(np.sign(position))
+        walked, changed = held, None
+        for i in range(start, newest):
+            step = kernel.decide(walked, *(bool(resolved[k][i]) for k in SIGNAL_COLUMNS))
+            if step != kernel.HOLD:
+                walked, changed = _after(walked, step), i
+        if changed is None:
+            return action, ""
+        target = _after(walked, kernel.decide(walked, *self.last_signals.values()))
+        wanted = _transition(held, target)
+        if wanted == action:
+            return action, ""
+        return wanted, f"late by {_bars(newest - changed)} (missed {_missed_text(missed, count)})"
+
+    def _record_missed(self, missed: pd.DatetimeIndex, count: int) -> None:
+        """A ``missed`` event naming the candles no tick processed (recorded whether or not an order follows)."""
+        message = f"missed {_bars(count, 'candle')}: {_missed_text(missed, count)}"
+        self.ledger.record("missed", message, self.name)
+        log.warning("%s: %s", self.name, message)
 
     def settle_stops(self) -> bool:
         """Check the newest closed bars for stop exits without acting on signals (a replay's last bar)."""
@@ -130,7 +204,7 @@ class BotRunner:
             return False
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
         with ACCOUNT_LOCK:
-            return not candles.empty and self._stops_in(candles, state)
+            return not candles.empty and self._stops_in(candles, state) is not None
 
     # ------------------------------------------------------------------ the fill model
 
@@ -157,14 +231,14 @@ class BotRunner:
 
     # ------------------------------------------------------------------ stops
 
-    def _stops_in(self, candles: pd.DataFrame, state) -> bool:
-        """Record the first stop exit inside the closed bars no tick has checked yet; True when one filled.
+    def _stops_in(self, candles: pd.DataFrame, state) -> int | None:
+        """Record the first stop exit inside the closed bars no tick has checked yet; the index of its bar, if any.
 
         The bar after the last processed bar had its open checked by that tick (at the price then at hand), so
         only its low and high are checked (step 3); bars no tick saw get step 1 at their open as well.
         """
         if not state.position or state.entry_price is None:
-            return False
+            return None
         index = candles.index
         first = 0
         if state.last_bar is not None:
@@ -181,9 +255,10 @@ class BotRunner:
                 kernel.bar_stop(cash, 0, model, 0, i, opens[i], highs[i], lows[i], params, fills, skips, counts)
             if counts[kernel.C_FILLS]:
                 kind = kernel.FILL_KINDS[int(fills[0, kernel.F_KIND])]
-                return self._stop_fill(index[i].to_pydatetime(), kind, fills[0, kernel.F_QUOTE], state.position,
-                                       fills[0, kernel.F_SIZE], params)
-        return False
+                filled = self._stop_fill(index[i].to_pydatetime(), kind, fills[0, kernel.F_QUOTE], state.position,
+                                         fills[0, kernel.F_SIZE], params)
+                return i if filled else None
+        return None
 
     def _stop_at_price(self, bar: datetime) -> bool:
         """Step 1 at the price at hand (the next bar's open): a position beyond a stop level exits now."""
@@ -208,6 +283,7 @@ class BotRunner:
         side = "sell" if position > 0 else "buy"
         request = self._request(client_order_id(self.name, bar, "s"), side, amount, params, position)
         execution = self.broker.fill_at(request, price)
+        fee_quote = self._fee_in_quote(execution) if execution.status == "filled" else 0.0
         try:
             with self.ledger.transaction() as s:
                 order = Order(client_order_id=request.client_order_id, bot=self.name, symbol=request.symbol,
@@ -222,7 +298,7 @@ class BotRunner:
                                        self.name, s)
                     log.warning("%s: %s exit rejected: %s", self.name, kind, execution.reason)
                 else:
-                    self._book_fill(s, order, bot, execution, fill_time=bar)
+                    self._book_fill(s, order, bot, execution, fee_quote, fill_time=bar)
                 s.add(Tick(bot=self.name, bar_time=bar, time=utcnow(), outcome=kind, message=execution.reason))
         except IntegrityError:  # recorded already (a repeated tick)
             return False
@@ -231,7 +307,8 @@ class BotRunner:
     # ------------------------------------------------------------------ orders
 
     def _cash(self) -> float:
-        return self.ledger.balances().get(self.market.rules(self.settings.symbol).quote, 0.0)
+        """The bot's own cash (its capital, moved by its fills): what it sizes from."""
+        return float(self.ledger.bot_state(self.name).cash or 0.0)
 
     def _best(self, buying: bool, book: dict | None = None) -> float:
         """The best price a market order would meet now (the ticker's when the book side is empty)."""
@@ -245,11 +322,12 @@ class BotRunner:
                             allow_short=self.rules.direction != "long", base_available=max(position, 0.0),
                             quote_available=self._cash())
 
-    def _trade(self, action: int, bar: datetime) -> TickResult:
-        """Step 2: size ``action`` with the fill model at the book's prices and send it."""
+    def _trade(self, action: int, bar: datetime, late: str = "") -> TickResult:
+        """Step 2: size ``action`` with the fill model at the book's prices and send it (``late``: the reason a
+        caught-up order gives)."""
         params = self.params()
         state = self.ledger.bot_state(self.name)
-        position, cash = state.position, self._cash()
+        position, cash = state.position, float(state.cash or 0.0)
         book = self.market.order_book(self.settings.symbol)
         buying = action == kernel.BUY or (action in (kernel.CLOSE, kernel.REVERSE) and position < 0)
         levels = book["asks"] if buying else book["bids"]
@@ -281,8 +359,8 @@ class BotRunner:
             self._mark_bar(bar, "hold", f"{kernel.ACTIONS[action]} capped to nothing by max_position")
             return TickResult(self.name, "hold", bar, "capped by max_position")
         kind = kernel.FILL_KINDS[int(fill[kernel.F_KIND])]  # a reversal whose new side is too small only closes
-        return self._send("close" if kind == "close" else kernel.ACTIONS[action], "", is_buy, abs(amount), bar, params,
-                          book=book)
+        return self._send("close" if kind == "close" else kernel.ACTIONS[action], late, is_buy, abs(amount), bar,
+                          params, book=book)
 
     def _send(self, action: str, reason: str, is_buy: bool, amount: float, bar: datetime, params: np.ndarray,
               book: dict | None = None, suffix: str = "") -> TickResult:
@@ -304,7 +382,7 @@ class BotRunner:
         except BaseException:
             self._reconcile_due = True  # the intent stays: the next tick completes it
             raise
-        return TickResult(self.name, execution.status, bar, execution.reason)
+        return TickResult(self.name, execution.status, bar, "; ".join(filter(None, (reason, execution.reason))))
 
     def _execute(self, request: OrderRequest, book: dict | None = None) -> Execution:
         """The broker's answer; an error that retrying cannot fix becomes a rejection, not a stuck intent.
@@ -331,6 +409,7 @@ class BotRunner:
 
     def _apply(self, cid: str, execution: Execution, bar: datetime) -> None:
         """Record the outcome, the fill and every balance change in one transaction."""
+        fee_quote = self._fee_in_quote(execution) if execution.status == "filled" else 0.0
         with self.ledger.transaction() as s:
             order = s.scalar(select(Order).where(Order.client_order_id == cid))
             bot = s.get(Bot, self.name)
@@ -341,23 +420,54 @@ class BotRunner:
                                    self.name, s)
                 log.warning("%s: order rejected: %s", self.name, execution.reason)
             else:
-                self._book_fill(s, order, bot, execution)
+                self._book_fill(s, order, bot, execution, fee_quote)
             if bot.last_bar is None or as_utc(bot.last_bar) < bar:
                 bot.last_bar = bar
-            s.add(Tick(bot=self.name, bar_time=bar, time=utcnow(), outcome=order.status, message=execution.reason))
+            s.add(Tick(bot=self.name, bar_time=bar, time=utcnow(), outcome=order.status,
+                       message=(execution.reason or order.reason or "")[:500]))
 
-    def _book_fill(self, s, order: Order, bot: Bot, execution: Execution, fill_time: datetime | None = None) -> None:
+    def _fee_in_quote(self, execution: Execution) -> float:
+        """The fee's value in the quote currency at fill time, paid in quote, base or a third currency (BNB).
+
+        A third currency is valued at its own market (FEE/QUOTE, else QUOTE/FEE inverted), never at the traded
+        symbol's price; when neither market exists the fee counts as 0 and an event says so.
+        """
+        market = self.market.rules(self.settings.symbol)
+        currency = execution.fee_currency or market.quote
+        if not execution.fee or currency == market.quote:
+            return execution.fee
+        if currency == market.base:
+            return execution.fee * execution.price
+        price = self.market.conversion_price(currency, market.quote)
+        if price is None:
+            message = (f"fee of {execution.fee:.10g} {currency} on {self.settings.symbol} could not be valued in "
+                       f"{market.quote} (no {currency}/{market.quote} or {market.quote}/{currency} market); "
+                       "counted as 0")
+            self.ledger.record("fee", message, self.name)
+            log.warning("%s: %s", self.name, message)
+            return 0.0
+        return execution.fee * price
+
+    def _book_fill(self, s, order: Order, bot: Bot, execution: Execution, fee_quote: float,
+                   fill_time: datetime | None = None) -> None:
+        """Book a fill on the account (every currency it touches) and on the bot (position and cash).
+
+        A fee is counted once: in quote it leaves the cash, in base it leaves the position, in a third currency
+        its quote value (``fee_quote``) leaves the bot's cash while the account pays it from that currency.
+        """
         market = self.market.rules(order.symbol)
+        currency = execution.fee_currency or market.quote
         signed = execution.amount if order.side == "buy" else -execution.amount
         quote_flow = -signed * execution.price
         self._add_balance(s, market.base, signed)
         self._add_balance(s, market.quote, quote_flow)
         if execution.fee:
-            self._add_balance(s, execution.fee_currency or market.quote, -execution.fee)
-        fee_in_quote = execution.fee if (execution.fee_currency or market.quote) == market.quote \
-            else execution.fee * execution.price
-        if (execution.fee_currency or market.quote) == market.base:
+            self._add_balance(s, currency, -execution.fee)
+        cash_flow = quote_flow
+        if currency == market.base:
             signed -= execution.fee
+        else:
+            cash_flow -= fee_quote
         before = bot.position or 0.0
         bot.position = before + signed
         if abs(bot.position) < 1e-12:
@@ -366,11 +476,12 @@ class BotRunner:
             bot.entry_price, bot.entry_bar = None, None
         elif before == 0 or (before > 0) != (bot.position > 0):  # opened or reversed: stops count from this fill
             bot.entry_price, bot.entry_bar = execution.price, order.bar_time
-        bot.day_cash_flow = (bot.day_cash_flow or 0.0) + quote_flow - fee_in_quote
+        bot.cash = (bot.cash or 0.0) + cash_flow
+        bot.day_cash_flow = (bot.day_cash_flow or 0.0) + cash_flow
         order.status, order.amount = "filled", execution.amount
         s.add(Fill(order_id=order.id, client_order_id=order.client_order_id, bot=self.name, symbol=order.symbol,
                    side=order.side, amount=execution.amount, price=execution.price, fee=execution.fee,
-                   fee_currency=execution.fee_currency or market.quote, bar_time=order.bar_time,
+                   fee_currency=currency, fee_quote=fee_quote, bar_time=order.bar_time,
                    time=fill_time or self.clock()))
         log.info("%s: %s %s %.10g @ %.10g fee %.10g (%s)", self.name, order.action, order.side, execution.amount,
                  execution.price, execution.fee, order.client_order_id)
@@ -408,7 +519,10 @@ class BotRunner:
         return result
 
     def _loss_limit_hit(self, candles: pd.DataFrame, state) -> bool:
-        """Track the bot's profit since the UTC day began; halt (persisted) past the daily loss limit."""
+        """Track the bot's profit since the UTC day began; halt (persisted) past the daily loss limit.
+
+        Profit is the change of the bot's own equity (its cash and position): every fee counts once.
+        """
         price = float(candles["close"].iloc[-1])
         today = self.clock().astimezone(UTC).date().isoformat()
         if self.settings.daily_loss_limit is None and state.day == today:
@@ -423,11 +537,48 @@ class BotRunner:
             if limit is None:
                 return False
             profit = (bot.day_cash_flow or 0.0) + bot.position * price - (bot.day_start_value or 0.0)
-            capital = (s.get(Balance, quote).amount if s.get(Balance, quote) else 0.0) - (bot.day_cash_flow or 0.0) \
-                + (bot.day_start_value or 0.0)
-            if profit < -limit * capital:
+            start_equity = (bot.cash or 0.0) - (bot.day_cash_flow or 0.0) + (bot.day_start_value or 0.0)
+            if profit < -limit * start_equity:
                 bot.halted, bot.halted_reason = True, f"daily loss limit: {profit:.2f} {quote} today"
                 self.ledger.record("halt", bot.halted_reason, self.name, s)
                 log.error("%s: halted: %s", self.name, bot.halted_reason)
                 return True
         return False
+
+
+def _after(sign: float, action: int) -> float:
+    """The sign of the position ``action`` (from ``kernel.decide``) leaves."""
+    if action == kernel.BUY:
+        return 1.0
+    if action == kernel.SELL:
+        return -1.0
+    if action == kernel.CLOSE:
+        return 0.0
+    if action == kernel.REVERSE:
+        return -sign
+    return sign
+
+
+def _transition(held: float, target: float) -> int:
+    """The one ``kernel.decide`` action that takes a position of sign ``held`` to sign ``target``."""
+    if held == target:
+        return kernel.HOLD
+    if target == 0:
+        return kernel.CLOSE
+    if held == 0:
+        return kernel.BUY if target > 0 else kernel.SELL
+    return kernel.REVERSE
+
+
+def _bars(count: int, word: str = "bar") -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _missed_text(missed: pd.DatetimeIndex, count: int) -> str:
+    """The missed candles by open time: all of them when few, else the first and the last."""
+    stamps = [t.strftime("%Y-%m-%dT%H:%MZ") if t.second == 0 else t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in missed]
+    earlier = count - len(stamps)
+    if earlier == 0 and count <= LISTED_MISSED:
+        return ", ".join(stamps)
+    text = f"{stamps[0]} ... {stamps[-1]}" if stamps else "none in the fetched history"
+    return text + f" ({_bars(count, 'candle')}" + (f", {earlier} before the fetched history)" if earlier else ")")

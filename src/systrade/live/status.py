@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from systrade.live.ledger import Ledger, as_utc
+from systrade.live.ledger import Fill, Ledger, as_utc
+
+NEGATIVE = -1e-12  # a balance below this is reported as negative (float dust is not)
 
 
 def _iso(value) -> str | None:
@@ -13,27 +15,81 @@ def _iso(value) -> str | None:
 
 
 def status(ledger: Ledger, quote: str, prices: dict[str, float]) -> dict[str, Any]:
-    """Equity, cash, balances and bots. Positions are valued at ``prices`` (symbol -> last price)."""
+    """The account (equity, cash, balances) and every bot's capital, cash, equity, profit and fees.
+
+    ``prices`` (symbol -> last price) values positions; the account's equity values every other balance it
+    has a price for in ``quote`` and lists the assets it could not value. A negative balance (a fee paid in a
+    currency the paper account did not hold) is listed in ``negative_balances``.
+    """
     balances = ledger.balances()
-    bots = ledger.bots()
-    equity = balances.get(quote, 0.0)
-    for bot in bots:
-        equity += bot.position * prices.get(bot.symbol, 0.0)
+    fills = ledger.fills()
+    asset_prices = _asset_prices(fills, prices, quote)
+    equity, unvalued = balances.get(quote, 0.0), []
+    for asset, amount in balances.items():
+        if asset == quote or amount == 0:
+            continue
+        if asset in asset_prices:
+            equity += amount * asset_prices[asset]
+        else:
+            unvalued.append(asset)
     return {
         "equity": equity,
         "cash": balances.get(quote, 0.0),
         "balances": balances,
-        "bots": [{"name": b.name, "strategy": b.strategy, "exchange": b.exchange, "symbol": b.symbol,
-                  "timeframe": b.timeframe, "position": b.position, "last_bar": _iso(b.last_bar),
-                  "halted": bool(b.halted), "halted_reason": b.halted_reason} for b in bots],
+        "negative_balances": {asset: amount for asset, amount in balances.items() if amount < NEGATIVE},
+        "unvalued": unvalued,
+        "bots": [_bot(bot, fills, prices) for bot in ledger.bots()],
     }
+
+
+def _bot(bot, fills: list[Fill], prices: dict[str, float]) -> dict[str, Any]:
+    """One bot's row: its own money in its quote currency (capital, cash, equity, pnl, fees); None where the ledger
+    does not know it yet (a ledger from before per-bot capital, upgraded when the daemon next starts)."""
+    price = prices.get(bot.symbol)
+    capital, cash = bot.capital, bot.cash
+    if cash is None:
+        equity = None
+    elif bot.position == 0:
+        equity = cash
+    else:
+        equity = cash + bot.position * price if price is not None else None
+    return {"name": bot.name, "strategy": bot.strategy, "exchange": bot.exchange, "symbol": bot.symbol,
+            "timeframe": bot.timeframe, "position": bot.position, "last_bar": _iso(bot.last_bar),
+            "halted": bool(bot.halted), "halted_reason": bot.halted_reason, "capital": capital, "cash": cash,
+            "equity": equity, "pnl": equity - capital if equity is not None and capital is not None else None,
+            "fees": sum(_fee_in_quote(f) for f in fills if f.bot == bot.name)}
+
+
+def _fee_in_quote(fill: Fill) -> float:
+    """A fill's fee in its quote currency: as stored at fill time, else (older ledgers) worked out when it can be."""
+    if fill.fee_quote is not None:
+        return fill.fee_quote
+    base, _, rest = fill.symbol.partition("/")
+    if fill.fee_currency == rest.split(":", 1)[0]:
+        return fill.fee
+    return fill.fee * fill.price if fill.fee_currency == base else 0.0
+
+
+def _asset_prices(fills: list[Fill], prices: dict[str, float], quote: str) -> dict[str, float]:
+    """Prices in ``quote`` that the ledger knows: ASSET/QUOTE symbols' last prices and fee currencies' values
+    at their latest fill (fee_quote / fee)."""
+    known: dict[str, float] = {}
+    for fill in fills:
+        base, _, rest = fill.symbol.partition("/")
+        if rest.split(":", 1)[0] == quote and fill.fee_currency not in (base, quote) and fill.fee and fill.fee_quote:
+            known[fill.fee_currency] = fill.fee_quote / fill.fee
+    for symbol, price in prices.items():
+        base, _, rest = symbol.partition("/")
+        if rest.split(":", 1)[0] == quote:
+            known[base] = price
+    return known
 
 
 def trades(ledger: Ledger) -> list[dict[str, Any]]:
     """Every fill, oldest first."""
     return [{"bot": f.bot, "symbol": f.symbol, "side": f.side, "amount": f.amount, "price": f.price, "fee": f.fee,
-             "fee_currency": f.fee_currency, "bar_time": _iso(f.bar_time), "client_order_id": f.client_order_id,
-             "time": _iso(f.time)} for f in ledger.fills()]
+             "fee_currency": f.fee_currency, "fee_quote": _fee_in_quote(f), "bar_time": _iso(f.bar_time),
+             "client_order_id": f.client_order_id, "time": _iso(f.time)} for f in ledger.fills()]
 
 
 def last_prices(ledger: Ledger) -> dict[str, float]:
