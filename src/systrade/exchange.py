@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import os
+import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,19 +46,39 @@ def secrets_for(exchange_id: str) -> dict[str, str]:
     return {field: os.environ[name] for field, name in secret_env_names(exchange_id).items() if os.environ.get(name)}
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s/]+)(?=@)")
+SECRET_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_TOKEN", "_APP_KEY", "_APP_SECRET")
+
+
+def _secret_forms(value: str) -> set[str]:
+    """The ways a secret can appear in text: as set, stripped of whitespace (a trailing newline), escaped as in
+    JSON or a Python repr, and URL-encoded."""
+    forms = set()
+    for base in {value, value.strip()}:
+        if len(base) < 4:  # too short to replace without mangling ordinary text
+            continue
+        forms.update({base, json.dumps(base)[1:-1], repr(base)[1:-1], urllib.parse.quote(base, safe="")})
+    return forms
+
+
 def redact(text: str, exchange_id: str | None = None) -> str:
-    """``text`` with every configured secret value replaced by ``***``."""
-    values = []
+    """``text`` with every configured secret (``SYSTRADE_*`` keys, secrets and passwords from the environment,
+    in any of their written forms) and every password inside a URL replaced by ``***``."""
+    forms: set[str] = set()
     for name, value in os.environ.items():
-        if name.startswith("SYSTRADE_") and name.endswith(("_API_KEY", "_SECRET", "_PASSWORD")) and value:
-            values.append(value)
-    for value in sorted(values, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+        if name.startswith("SYSTRADE_") and name.endswith(SECRET_SUFFIXES) and value:
+            forms |= _secret_forms(value)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return _URL_PASSWORD.sub(r"\g<head>***", text)
 
 
-def create_exchange(exchange_id: str, settings: Settings, with_secrets: bool = True) -> Any:
-    """A ccxt client for ``exchange_id`` with the ``[exchanges.<id>]`` table deep-merged into its config."""
+def create_exchange(exchange_id: str, settings: Settings, with_secrets: bool = False) -> Any:
+    """A ccxt client for ``exchange_id`` with the ``[exchanges.<id>]`` table deep-merged into its config.
+
+    Keys are handed over only when asked for (sandbox orders): public work (downloads, paper mode) never gives
+    the client credentials, so a wrong key cannot break it and no private endpoint is called.
+    """
     ccxt = _ccxt()
     if exchange_id not in ccxt.exchanges:
         close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3, cutoff=0.6)

@@ -7,6 +7,7 @@ import traceback
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from systrade.errors import UserError
 
@@ -86,16 +87,27 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command.main(args=args, prog_name="systrade", standalone_mode=True)  # usage errors exit 2 there
     except UserError as exc:
-        if GLOBAL["debug"]:
-            traceback.print_exc()
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _traceback_if_debug()
+        err.print(f"[bold red]error:[/] {escape(_redact(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # a bug, not a user error: say so briefly
-        if GLOBAL["debug"]:
-            raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the "
-                  "traceback)", highlight=False, soft_wrap=True)
+        _traceback_if_debug()
+        err.print(f"[bold red]internal error:[/] {escape(_redact(f'{type(exc).__name__}: {exc}'))}"
+                  + ("" if GLOBAL["debug"] else " (rerun with --debug for the traceback)"),
+                  highlight=False, soft_wrap=True)
         sys.exit(1)
+
+
+def _redact(text: str) -> str:
+    from systrade.exchange import redact
+
+    return redact(text)
+
+
+def _traceback_if_debug() -> None:
+    """With --debug, the traceback, with every secret and URL password masked like any other output."""
+    if GLOBAL["debug"]:
+        sys.stderr.write(_redact(traceback.format_exc()))
