@@ -43,7 +43,7 @@ from systrade.live.ledger import Balance, Bot, Fill, Ledger, Order, Tick, as_utc
 from systrade.live.market import MarketData
 from systrade.sim import kernel
 from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules, params_vector, resolve_signals
-from systrade.strategy import Strategy, StrategyRef, build_strategy, validate_signals
+from systrade.strategy import Strategy, StrategyRef, build_strategy, call_signals
 
 log = logging.getLogger("systrade.paper")
 ACCOUNT_LOCK = threading.Lock()  # bots share one account's balances: size and fill one order at a time
@@ -126,7 +126,7 @@ class BotRunner:
         bar = candles.index[-1].to_pydatetime()
         if state.last_bar is not None and bar <= as_utc(state.last_bar):
             return TickResult(self.name, "no-new-bar", bar)
-        arrays = validate_signals(self.strategy.signals(candles.copy()), candles, self.strategy.strategy_name())
+        arrays = call_signals(self.strategy, candles)
         resolved = resolve_signals(arrays, self.rules.direction)
         self.last_signals = {k: bool(resolved[k][-1]) for k in SIGNAL_COLUMNS}
         last_bar = as_utc(state.last_bar)
