@@ -196,9 +196,15 @@ def load_settings(explicit: str | None = None) -> Settings:
     if path is None:
         return Settings()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config file {path} is not valid TOML: {exc}; fix the syntax") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {line}); "
+                        "save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"config file {path} cannot be read ({exc.strerror}); check its permissions") from None
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
