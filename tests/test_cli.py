@@ -245,6 +245,101 @@ def test_every_command_takes_the_same_market_rule_flags(run_cli, workdir: Path, 
         {"granularity": 0.01, "tick": 0.05, "min_cost": 2000, "sell_fees": 0.003}
 
 
+def dated_csv(path: Path, times: pd.DatetimeIndex, date_format: str, stamp_column: str = "Date") -> Path:
+    """random_walk_csv's prices at ``times``, the stamps written with ``date_format`` (or as given numbers)."""
+    frame = pd.read_csv(random_walk_csv(path, n=len(times)))
+    frame[stamp_column] = times.strftime(date_format) if date_format else times
+    frame.to_csv(path, index=False)
+    return path
+
+
+def stored_times(workdir: Path, name: str) -> list[pd.Timestamp]:
+    return list(pd.read_parquet(workdir / "data" / "local" / name).index)
+
+
+def assert_refused(result, expected: str, workdir: Path, before: set[str]) -> None:
+    """Exit 2, one line naming the problem, no traceback, nothing written (paper replay draws its progress bar
+    before it loads the data: that line is not counted)."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert expected in " ".join(result.stderr.split()), result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("replay ━")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert tree(workdir) == before
+
+
+def test_day_first_dates_are_imported_in_date_order(run_cli, workdir: Path) -> None:
+    days = pd.date_range("2018-01-01", periods=20, freq="1D", tz="UTC")  # days 13..20 show the order
+    dated_csv(workdir / "eu.csv", days, "%d/%m/%Y")
+    result = run_cli("data", "import", "eu.csv", "--exchange", "local", "--symbol", "EU")
+    assert result.returncode == 0, result.stderr
+    assert stored_times(workdir, "EU-1d.parquet") == list(days)
+
+
+HOURS_1_TO_12 = pd.date_range("2018-01-01", periods=12 * 24, freq="1h", tz="UTC")  # no day above 12: ambiguous
+
+
+def test_ambiguous_dates_are_refused_until_the_format_is_given(run_cli, workdir: Path) -> None:
+    dated_csv(workdir / "amb.csv", HOURS_1_TO_12, "%d/%m/%Y %H:%M")
+    before = tree(workdir)
+    refused = run_cli("data", "import", "amb.csv", "--exchange", "local", "--symbol", "AMB")
+    assert_refused(refused, "--date-format '%d/%m/%Y %H:%M' (day first)", workdir, before)
+    imported = run_cli("data", "import", "amb.csv", "--exchange", "local", "--symbol", "AMB",
+                       "--date-format", "%d/%m/%Y %H:%M")
+    assert imported.returncode == 0, imported.stderr
+    assert stored_times(workdir, "AMB-1h.parquet") == list(HOURS_1_TO_12)
+    assert run_cli("data", "validate", "amb.csv", "--date-format", "%d/%m/%Y %H:%M").returncode == 0
+
+
+@pytest.mark.parametrize("command, extra", [(["backtest"], []), (["optimize"], ["--grid", "fast=5,10"]),
+                                            (["walkforward"], ["--train", "5d", "--test", "2d", "--grid",
+                                                               "fast=5,10"]),
+                                            (["check", "lookahead"], []), (["check", "warmup"], []),
+                                            (["check", "parity"], []), (["paper", "replay"], [])])
+def test_every_command_with_data_takes_the_date_format(run_cli, workdir: Path, command: list[str],
+                                                       extra: list[str]) -> None:
+    dated_csv(workdir / "amb.csv", HOURS_1_TO_12, "%m/%d/%Y %H:%M")
+    before = tree(workdir)
+    refused = run_cli(*command, "sma_cross", *extra, "--data", "amb.csv")
+    assert_refused(refused, "cannot be told apart", workdir, before)
+    result = run_cli(*command, "sma_cross", *extra, "--data", "amb.csv", "--date-format", "%m/%d/%Y %H:%M")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scale", [1_000_000, 1_000_000_000], ids=["us", "ns"])
+def test_epoch_micro_and_nanoseconds_are_imported(run_cli, workdir: Path, scale: int) -> None:
+    hours = pd.date_range("2024-03-01", periods=48, freq="1h", tz="UTC")
+    dated_csv(workdir / "epoch.csv", hours, "", stamp_column="Date")
+    frame = pd.read_csv(workdir / "epoch.csv")
+    frame["Date"] = [int(t.timestamp()) * scale for t in hours]  # seconds from the oracle, times the unit
+    frame.rename(columns={"Date": "timestamp"}).to_csv(workdir / "epoch.csv", index=False)
+    result = run_cli("data", "import", "epoch.csv", "--exchange", "local", "--symbol", "EP")
+    assert result.returncode == 0, result.stderr
+    assert stored_times(workdir, "EP-1h.parquet") == list(hours)
+
+
+def test_epoch_dates_outside_1970_to_2200_are_refused(run_cli, workdir: Path) -> None:
+    (workdir / "far.csv").write_text("timestamp,open,high,low,close\n1704067200,1,2,0.5,1\n9999999999,1,2,0.5,1\n")
+    before = tree(workdir)
+    result = run_cli("data", "import", "far.csv", "--exchange", "local", "--symbol", "FAR")
+    assert_refused(result, "column 'timestamp' has 9999999999 at row 1, which as epoch seconds", workdir, before)
+
+
+def test_files_above_the_configured_size_limit_are_refused(run_cli, workdir: Path) -> None:
+    with open(workdir / "systrade.toml", "a") as fh:  # [data] is the last table of the fixture's config
+        fh.write("max_file_mb = 0.01\n")
+    random_walk_csv(workdir / "big.csv", n=400)  # about 30 KB
+    random_walk_csv(workdir / "small.csv", n=60)  # about 5 KB
+    before = tree(workdir)
+    expected = f"big.csv is {(workdir / 'big.csv').stat().st_size / 1024:.0f} KB, above the 10 KB limit"
+    for command in (["data", "import", "big.csv", "--exchange", "local", "--symbol", "BIG"],
+                    ["backtest", "sma_cross", "--data", "big.csv", "--json", "out.json"],
+                    ["check", "lookahead", "sma_cross", "--data", "big.csv"]):
+        result = run_cli(*command)
+        assert_refused(result, expected, workdir, before)
+        assert "raise data.max_file_mb in systrade.toml (now 0.01)" in result.stderr
+    assert run_cli("data", "import", "small.csv", "--exchange", "local", "--symbol", "SMALL").returncode == 0
+
+
 @pytest.mark.parametrize("command", [["backtest", "sma_cross"], ["optimize", "sma_cross", "--grid", "fast=5,10"],
                                      ["check", "lookahead", "sma_cross"], ["check", "parity", "sma_cross"],
                                      ["paper", "replay", "sma_cross"]])

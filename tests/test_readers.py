@@ -85,3 +85,99 @@ def test_user_dates_are_utc(text: str, expected: str) -> None:
     assert str(utc_timestamp(text, "--start")) == expected
     with pytest.raises(UserError, match="--start 'soon' is not a date"):
         utc_timestamp("soon", "--start")
+
+
+def candles_csv(path: Path, stamps: list[str], header: str = "date") -> Path:
+    """One candle per stamp, all at the same prices (only the dates matter here)."""
+    path.write_text(f"{header},open,high,low,close,volume\n" + "".join(f"{s},1,2,0.5,1.5,10\n" for s in stamps))
+    return path
+
+
+def utc(*stamps: str) -> list[pd.Timestamp]:
+    return [pd.Timestamp(s, tz="UTC") for s in stamps]
+
+
+JAN_10_TO_13 = utc("2018-01-10", "2018-01-11", "2018-01-12", "2018-01-13")
+
+
+@pytest.mark.parametrize("stamps", [
+    ["10/01/2018", "11/01/2018", "12/01/2018", "13/01/2018"],  # day first: 13 is no month
+    ["10.01.2018", "11.01.2018", "12.01.2018", "13.01.2018"],
+    ["10-01-18", "11-01-18", "12-01-18", "13-01-18"],
+    ["01/10/2018", "01/11/2018", "01/12/2018", "01/13/2018"],  # month first: 13 is no month
+])
+def test_day_and_month_order_is_decided_once_for_the_whole_file(tmp_path: Path, stamps: list[str]) -> None:
+    assert list(read_ohlcv(candles_csv(tmp_path / "x.csv", stamps)).index) == JAN_10_TO_13
+
+
+def test_day_first_times_and_am_pm(tmp_path: Path) -> None:
+    stamps = ["12/01/2018 01:00 PM", "12/01/2018 02:00 PM", "13/01/2018 09:30 AM"]
+    assert list(read_ohlcv(candles_csv(tmp_path / "x.csv", stamps)).index) == \
+        utc("2018-01-12 13:00", "2018-01-12 14:00", "2018-01-13 09:30")
+
+
+def test_ambiguous_day_and_month_are_refused_unless_the_format_is_given(tmp_path: Path) -> None:
+    path = candles_csv(tmp_path / "x.csv", ["01/02/2018", "02/02/2018", "03/02/2018"])
+    with pytest.raises(UserError, match=r"x.csv: .*cannot be told apart.*--date-format %d/%m/%Y") as caught:
+        read_ohlcv(path)
+    assert "\n" not in str(caught.value)
+    assert list(read_ohlcv(path, date_format="%d/%m/%Y").index) == utc("2018-02-01", "2018-02-02", "2018-02-03")
+    assert list(read_ohlcv(path, date_format="%m/%d/%Y").index) == utc("2018-01-02", "2018-02-02", "2018-03-02")
+    with pytest.raises(UserError, match=r"\('01/02/2018'\) does not match --date-format %Y-%m-%d"):
+        read_ohlcv(path, date_format="%Y-%m-%d")
+
+
+def test_day_first_and_month_first_mixed_in_one_file_are_refused(tmp_path: Path) -> None:
+    path = candles_csv(tmp_path / "x.csv", ["13/01/2018", "01/14/2018"])
+    with pytest.raises(UserError, match=r"row 1 \('01/14/2018'\).*--date-format"):
+        read_ohlcv(path)
+
+
+@pytest.mark.parametrize("scale", [1, 1000, 1_000_000, 1_000_000_000], ids=["s", "ms", "us", "ns"])
+def test_epoch_unit_follows_the_magnitude(tmp_path: Path, scale: int) -> None:
+    seconds = [1515542400, 1515546000, 1515549600]  # 2018-01-10 00:00, 01:00, 02:00 UTC
+    path = candles_csv(tmp_path / "x.csv", [str(s * scale) for s in seconds], header="timestamp")
+    assert list(read_ohlcv(path).index) == utc("2018-01-10 00:00", "2018-01-10 01:00", "2018-01-10 02:00")
+
+
+def test_eight_digit_numbers_are_dates_not_seconds_of_1970(tmp_path: Path) -> None:
+    path = candles_csv(tmp_path / "x.csv", ["20180110", "20180111", "20180112", "20180113"])
+    assert list(read_ohlcv(path).index) == JAN_10_TO_13
+
+
+@pytest.mark.parametrize("value, when", [("-86400", "before 1970"), ("9999999999", "after 2200"),
+                                         ("99999999999999", "after 2200")])
+def test_epoch_values_outside_a_sane_range_are_refused(tmp_path: Path, value: str, when: str) -> None:
+    path = candles_csv(tmp_path / "x.csv", ["1515542400", value], header="timestamp")
+    if len(value) > 11:  # a millisecond-sized value makes every value milliseconds
+        path = candles_csv(tmp_path / "x.csv", ["1515542400000", value], header="timestamp")
+    with pytest.raises(UserError, match=rf"x.csv: column 'timestamp' has {value} at row 1.*{when}"):
+        read_ohlcv(path)
+
+
+def test_a_file_above_the_size_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    path = candles_csv(tmp_path / "x.csv", [f"2024-01-01T{h:02d}:00Z" for h in range(24)] * 5)  # ~4 KB
+    with pytest.raises(UserError, match=r"x.csv is 4 KB, above the 2 KB limit.*raise data.max_file_mb in"):
+        read_ohlcv(path, max_file_mb=2 / 1024)
+    assert len(read_ohlcv(path, max_file_mb=8 / 1024)) == 120
+
+
+def test_a_first_megabyte_of_nul_bytes_holds_no_rows(tmp_path: Path) -> None:
+    """Whatever follows, a file that starts with a megabyte of NUL bytes is refused from that megabyte alone."""
+    path = tmp_path / "x.csv"
+    rows = b"".join(f"2024-01-0{d},1,2,0.5,1.5,10\n".encode() for d in range(1, 4))
+    path.write_bytes(b"date,open,high,low,close,volume\n" + b"\0" * (1 << 20) + b"\n" + rows)
+    with pytest.raises(UserError, match=r"x.csv holds no rows in its first MB") as caught:
+        read_ohlcv(path)
+    assert len(str(caught.value)) < 300
+    (tmp_path / "y.csv").write_bytes(b"\0" * (3 << 20))
+    with pytest.raises(UserError, match=r"y.csv holds no rows"):
+        read_ohlcv(tmp_path / "y.csv")
+
+
+def test_only_the_time_and_ohlcv_columns_are_read(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("Date,Open,High,Low,Close,Note,Volume\n2024-01-01,1,2,0.5,1.5,\"a, b\",7\n"
+                                    "2024-01-02,1,2,0.5,n/a,text,8\n")
+    data = read_ohlcv(tmp_path / "x.csv")
+    assert list(data.columns) == ["open", "high", "low", "close", "volume"]
+    assert data["volume"].tolist() == [7.0, 8.0] and data["close"].isna().tolist() == [False, True]

@@ -14,6 +14,7 @@ class BacktestOptions:
     strategy: str
     params: list[str] = field(default_factory=list)
     data_file: str | None = None
+    date_format: str | None = None  # strptime format of data_file's dates
     exchange: str | None = None
     symbols: list[str] = field(default_factory=list)
     timeframe: str | None = None

@@ -70,7 +70,8 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
     if not 0 < year_days <= 366:
         raise UserError(f"--year-days {year_days} is not valid; use 365 (crypto) or 252 (stocks)")
     candles = load_candles(settings.data.dir, options.data_file, options.exchange, options.symbols,
-                           options.timeframe, options.start, options.end)
+                           options.timeframe, options.start, options.end, date_format=options.date_format,
+                           max_file_mb=settings.data.max_file_mb)
     fees_given = options.fees is not None or "fees" in settings.backtest.model_fields_set
     by_symbol = {c.symbol: with_market_rules(rules, c.market, options, fees_given) for c in candles}
     return PreparedBacktest(strategy, candles, by_symbol[candles[0].symbol], cash, options.cash_sharing, year_days,

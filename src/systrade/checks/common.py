@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from systrade.data.load import Candles, load_candles
+from systrade.data.readers import DEFAULT_MAX_FILE_MB
 from systrade.errors import UserError
 from systrade.sim.rules import SIGNAL_COLUMNS
 from systrade.strategy import (
@@ -52,11 +53,13 @@ class CheckInputs:
 
 def load_check_inputs(strategy: str, params: list[str] | None, strategies_dir: str, data_dir: str,
                       data_file: str | None = None, exchange: str | None = None, symbol: str | None = None,
-                      timeframe: str | None = None, start: str | None = None, end: str | None = None) -> CheckInputs:
+                      timeframe: str | None = None, start: str | None = None, end: str | None = None, *,
+                      date_format: str | None = None, max_file_mb: float | None = DEFAULT_MAX_FILE_MB) -> CheckInputs:
     """Load and validate a strategy (with ``--param`` overrides) and one series of candles (the sample by default)."""
     ref = load_strategy(strategy, strategies_dir)
     instance = build_strategy(ref, parse_param_overrides(params))
-    candles = load_candles(data_dir, data_file, exchange, [symbol] if symbol else [], timeframe, start, end)
+    candles = load_candles(data_dir, data_file, exchange, [symbol] if symbol else [], timeframe, start, end,
+                           date_format=date_format, max_file_mb=max_file_mb)
     if len(candles) != 1:
         raise UserError("checks run on one series; give one --symbol or one --data file")
     return CheckInputs(ref, instance, candles[0])

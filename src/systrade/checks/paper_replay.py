@@ -52,7 +52,8 @@ def run_replay(options: BacktestOptions, settings: Settings, history: int | None
         candles = load_candles(settings.data.dir, options.data_file,
                                options.exchange or (None if options.data_file else configured.exchange), symbols,
                                options.timeframe or (None if options.data_file else configured.timeframe),
-                               options.start, options.end)[0]
+                               options.start, options.end, date_format=options.date_format,
+                               max_file_mb=settings.data.max_file_mb)[0]
         bot = configured.model_copy(update={"params": strategy.param_values, "fees": rules.fees,
                                             **({"candles": history} if history else {})})
         cash = settings.backtest.cash if options.cash is None else options.cash

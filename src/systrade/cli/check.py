@@ -24,7 +24,8 @@ def _inputs(options: BacktestOptions):
     config = settings()
     return load_check_inputs(options.strategy, options.params, config.strategies.dir, config.data.dir,
                              options.data_file, options.exchange, options.symbols[0] if options.symbols else None,
-                             options.timeframe, options.start, options.end)
+                             options.timeframe, options.start, options.end, date_format=options.date_format,
+                             max_file_mb=config.data.max_file_mb)
 
 
 def _note(candles) -> None:

@@ -11,6 +11,8 @@ from systrade.cli import app, settings
 group = typer.Typer(help="Import, list, validate and generate candle data.", no_args_is_help=True)
 app.add_typer(group, name="data")
 out = Console()
+DATE_FORMAT = typer.Option(None, "--date-format", help="How the file writes its dates, e.g. %d/%m/%Y, when they are "
+                           "not ISO 8601 and day and month cannot be told apart.")
 
 
 @group.command("import")
@@ -19,11 +21,14 @@ def import_(
     exchange: str = typer.Option(..., "--exchange", help="Store folder, e.g. local or binance."),
     symbol: str = typer.Option(..., "--symbol", help="Symbol, e.g. GOOG or BTC/USDT."),
     timeframe: str | None = typer.Option(None, "--timeframe", help="e.g. 1d (inferred when omitted)."),
+    date_format: str | None = DATE_FORMAT,
 ) -> None:
     """Copy a file into the store as data/<exchange>/<symbol>-<timeframe>.parquet."""
     from systrade.data.manage import import_file
 
-    path, rows, tf = import_file(file, exchange, symbol, timeframe, settings().data.dir)
+    config = settings()
+    path, rows, tf = import_file(file, exchange, symbol, timeframe, config.data.dir, date_format=date_format,
+                                 max_file_mb=config.data.max_file_mb)
     out.print(f"stored {rows} {tf} candles of {symbol} in {path}", highlight=False)
 
 
@@ -48,12 +53,14 @@ def list_(json_path: str | None = typer.Option(None, "--json", help="Write the l
 def validate(
     path: str | None = typer.Argument(None, help="File or folder (default: the whole store)."),
     json_path: str | None = typer.Option(None, "--json", help="Write the findings as JSON."),
+    date_format: str | None = DATE_FORMAT,
 ) -> None:
     """Check for gaps, duplicates, unsorted index, NaN, high < low and non-positive prices (exit 1 if any)."""
     from systrade.backtest.output import write_json
     from systrade.data.manage import validate_target
 
-    results = validate_target(path, settings().data.dir)
+    config = settings()
+    results = validate_target(path, config.data.dir, date_format=date_format, max_file_mb=config.data.max_file_mb)
     found = False
     for file, problems in results:
         if not problems:

@@ -21,6 +21,9 @@ SELECTION: dict[str, tuple[Any, Any, str]] = {
               "params"),
     "data": (str | None, typer.Option(None, "--data", help="CSV or Parquet file of candles (default: the "
                                       "bundled sample)."), "data_file"),
+    "date_format": (str | None, typer.Option(None, "--date-format", help="How the --data file writes its dates, "
+                                             "e.g. %d/%m/%Y, when they are not ISO 8601 and day and month cannot be "
+                                             "told apart."), "date_format"),
     "exchange": (str | None, typer.Option(None, "--exchange", help="Store exchange folder (with --symbol)."),
                  "exchange"),
     "symbol": (str | None, typer.Option(None, "--symbol", help="Stored symbol."), "symbols"),

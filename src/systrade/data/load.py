@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from systrade.data.markets import load_market
-from systrade.data.readers import read_ohlcv
+from systrade.data.readers import DEFAULT_MAX_FILE_MB, read_ohlcv
 from systrade.data.sample import SAMPLE_KEY, SYNTHETIC_NOTE, load_sample
 from systrade.data.store import SeriesKey, is_synthetic, list_series, read_series
 from systrade.data.timeframes import infer_timeframe, utc_timestamp
@@ -42,12 +42,17 @@ def load_candles(
     timeframe: str | None = None,
     start: str | None = None,
     end: str | None = None,
+    *,
+    date_format: str | None = None,
+    max_file_mb: float | None = DEFAULT_MAX_FILE_MB,
 ) -> list[Candles]:
-    """Candles for a command: ``--data FILE``, else ``--exchange/--symbol`` from the store, else the sample."""
+    """Candles for a command: ``--data FILE``, else ``--exchange/--symbol`` from the store, else the sample.
+
+    ``date_format`` and ``max_file_mb`` apply to ``--data FILE`` (see ``read_ohlcv``)."""
     symbols = list(symbols or [])
     loaded: list[Candles] = []
     if data_file:
-        frame = read_ohlcv(data_file)
+        frame = read_ohlcv(data_file, date_format=date_format, max_file_mb=max_file_mb)
         symbol = symbols[0] if symbols else frame.attrs.get("symbol") or Path(data_file).stem
         loaded.append(_candles(frame, symbol, timeframe, data_file))
     elif symbols:

@@ -61,7 +61,7 @@ def read_series(key: SeriesKey, data_dir: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"no stored candles for {key.symbol} {key.timeframe} on {key.exchange} ({path}); "
                         "import them with `systrade data import` or list the store with `systrade data list`")
-    return read_ohlcv(path)
+    return read_ohlcv(path, max_file_mb=None)  # systrade wrote it; only its OHLCV columns are read
 
 
 def is_synthetic(frame: pd.DataFrame) -> bool:
