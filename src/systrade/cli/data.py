@@ -130,6 +130,10 @@ def download(
     """Download closed candles into the store; running it again fetches only what is missing."""
     since_ms = _to_ms(since, "--since")
     until_ms = _to_ms(until, "--until")
+    if until_ms is not None and until_ms <= since_ms:
+        from systrade.errors import UserError
+
+        raise UserError(f"--until {until} is not after --since {since}; give an --until later than --since")
     _run_downloads(exchange, [(s, timeframe, since_ms, until_ms) for s in symbols])
 
 

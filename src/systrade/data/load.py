@@ -12,7 +12,7 @@ from systrade.data.markets import load_market
 from systrade.data.readers import DEFAULT_MAX_FILE_MB, read_ohlcv
 from systrade.data.sample import SAMPLE_KEY, SYNTHETIC_NOTE, load_sample
 from systrade.data.store import SeriesKey, is_synthetic, list_series, read_series
-from systrade.data.timeframes import infer_timeframe, utc_timestamp
+from systrade.data.timeframes import infer_timeframe, timeframe_seconds, utc_timestamp
 from systrade.data.validate import prepare
 from systrade.errors import UserError
 
@@ -63,7 +63,7 @@ def load_candles(
             loaded.append(candles)
     else:
         frame = load_sample(data_dir)
-        loaded.append(_candles(frame, SAMPLE_KEY.symbol, SAMPLE_KEY.timeframe, "bundled sample", synthetic=True))
+        loaded.append(_candles(frame, SAMPLE_KEY.symbol, timeframe, "the bundled sample", synthetic=True))
     return [_slice(c, start, end) for c in loaded]
 
 
@@ -71,8 +71,11 @@ def _candles(frame: pd.DataFrame, symbol: str, timeframe: str | None, source: st
              synthetic: bool = False) -> Candles:
     frame = prepare(frame, source)
     refuse_non_positive_prices(frame, source)
-    tf = timeframe or frame.attrs.get("timeframe") or infer_timeframe(frame.index)
-    return Candles(symbol, tf, frame, source, synthetic or is_synthetic(frame))
+    tf = frame.attrs.get("timeframe") or infer_timeframe(frame.index)
+    if timeframe is not None and timeframe_seconds(timeframe) != timeframe_seconds(tf):
+        raise UserError(f"--timeframe {timeframe} does not match {source}, whose candles are {tf} apart; drop "
+                        f"--timeframe or give {tf} (annualising and stops depend on it)")
+    return Candles(symbol, timeframe or tf, frame, source, synthetic or is_synthetic(frame))
 
 
 def refuse_non_positive_prices(frame: pd.DataFrame, source: str) -> None:
