@@ -39,3 +39,11 @@ def test_until_before_since_is_refused(run_cli, workdir: Path) -> None:
                          "--until", "2024-01-01")
         assert fake.requests == []  # refused before any request
     assert result.returncode == 2 and "--until 2024-01-01 is not after --since 2024-02-01" in result.stderr
+
+
+def test_paper_replay_errors_are_one_line(run_cli) -> None:
+    """The replay's progress bar appears only once its data has loaded: a bad file is one line, as elsewhere."""
+    result = run_cli("paper", "replay", "sma_cross", "--data", "nope.csv")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [line for line in result.stderr.strip().splitlines()
+                                                  if line.startswith("error:")] != []

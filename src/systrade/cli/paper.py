@@ -137,14 +137,20 @@ def replay(
     check_output_path(json_path, "--json")
     if history is not None and not 2 <= history <= 5000:
         raise UserError(f"--history {history} is not valid; give 2 to 5000 candles (a bot's `candles` range)")
-    with progress_bar("bars") as bar:
-        task = bar.add_task("replay", total=None, rate="")
+    bar = progress_bar("bars")
+    tasks: list = []
 
-        def advance(done: int, total: int) -> None:
-            if done % 200 == 0 or done == total:
-                bar.update(task, completed=done, total=total)
+    def advance(done: int, total: int) -> None:
+        if not tasks:  # shown once the data has loaded, so an error in it stays one line
+            bar.start()
+            tasks.append(bar.add_task("replay", total=total, rate=""))
+        if done % 200 == 0 or done == total:
+            bar.update(tasks[0], completed=done, total=total)
 
+    try:
         result = run_replay(options, settings(), history, on_bar=advance)
+    finally:
+        bar.stop()
     payload = replay_payload(result)
     from systrade.data.load import data_notes
 
