@@ -49,7 +49,7 @@ def median_of(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
 
 
 def main() -> None:
-    sample = REPO / "data" / "sample" / "SAMPLE_USDT-1h.parquet"
+    sample = REPO / "src" / "systrade" / "bundled" / "sample" / "SAMPLE_USDT-1h.parquet"
     exe = str(Path(sys.executable).with_name("systrade"))
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "plain_vectorbt.py"

@@ -23,28 +23,51 @@ class _Strict(BaseModel):
 
 
 class DataSettings(_Strict):
-    dir: str = "data"
-    max_file_mb: float = Field(1024.0, gt=0)  # a --data/import file above this is refused before it is read
+    """Candles: where they are stored and how large a file may be read."""
+
+    dir: str = Field("data", description="the candle store: <dir>/<exchange>/<SYMBOL>-<timeframe>.parquet")
+    max_file_mb: float = Field(1024.0, gt=0, description="a --data or imported file above this many MB is refused "
+                               "before it is read")
 
 
 class StrategySettings(_Strict):
-    dir: str = "strategies"
+    """Where the project's strategies are found by name (bundled and installed ones are found anywhere)."""
+
+    dir: str = Field("strategies", description="the project's strategy folder; its strategies win over bundled ones "
+                     "of the same name")
+    dirs: list[str] | None = Field(None, description="several folders instead of dir, searched in order (the first "
+                                   "found of a name wins)", examples=[["strategies", "../shared/strategies"]])
+
+    @model_validator(mode="after")
+    def _dir_or_dirs(self) -> StrategySettings:
+        if self.dirs is not None and "dir" in self.model_fields_set:
+            raise ValueError("set dir (one folder) or dirs (several), not both")
+        return self
+
+    @property
+    def folders(self) -> list[str]:
+        """The project's strategy folders in search order: ``dirs`` when given, else ``dir``."""
+        return list(self.dirs) if self.dirs is not None else [self.dir]
 
 
 class BacktestSettings(_Strict):
-    cash: float = Field(10_000.0, gt=0)
-    fees: float = Field(0.001, ge=0, lt=1)  # 0.1% per side: a free backtest flatters every strategy
-    slippage: float = Field(0.0, ge=0, lt=1)
-    year_days: float = Field(365.0, gt=0, le=366)
+    """Defaults of backtest, optimize, walkforward, check and paper replay (their options win)."""
+
+    cash: float = Field(10_000.0, gt=0, description="starting cash, in the quote currency")
+    fees: float = Field(0.001, ge=0, lt=1, description="fee per fill, a fraction of traded value (0.001 = 0.1%: a "
+                        "free backtest flatters every strategy)")
+    slippage: float = Field(0.0, ge=0, lt=1, description="adverse price move per fill, a fraction of the price")
+    year_days: float = Field(365.0, gt=0, le=366, description="days per year for annualising (252 for stocks)")
 
 
 class NetworkSettings(_Strict):
     """Retry policy for exchange calls (see systrade.exchange.RetryPolicy)."""
 
-    retries: int = Field(5, ge=0, le=50)
-    backoff_seconds: float = Field(1.0, ge=0)
-    rate_limit_backoff_seconds: float = Field(5.0, ge=0)
-    max_backoff_seconds: float = Field(60.0, ge=0)
+    retries: int = Field(5, ge=0, le=50, description="retries of an exchange call after a network error or outage")
+    backoff_seconds: float = Field(1.0, ge=0, description="wait before the first retry; doubles per attempt")
+    rate_limit_backoff_seconds: float = Field(5.0, ge=0, description="wait after a rate-limit answer "
+                                              "(DDoSProtection, RateLimitExceeded)")
+    max_backoff_seconds: float = Field(60.0, ge=0, description="longest wait between two retries")
 
 
 def quote_of(symbol: str) -> str | None:
@@ -100,22 +123,31 @@ def allocate_capital(bots: list[BotSettings], initial: dict[str, float],
 class BotSettings(_Strict):
     """One paper-trading bot: a strategy on one market, with the backtest's sizing options."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    strategy: str
-    params: dict[str, Any] = {}
-    exchange: str
-    symbol: str
-    timeframe: str
-    size: float | Literal["all"] = "all"
-    size_type: Literal["percent", "amount", "value"] = "percent"
-    direction: Literal["long", "short", "both"] | None = None
-    slippage: float = Field(0.0, ge=0, lt=1)
-    fees: float | None = Field(None, ge=0, lt=1)  # None: the market's taker fee
-    capital: float | None = Field(None, gt=0)  # quote currency the bot trades with
-    capital_fraction: float | None = Field(None, gt=0, le=1)  # of the quote currency's starting balance
-    max_position: float | None = Field(None, gt=0, le=1)  # fraction of the bot's equity
-    daily_loss_limit: float | None = Field(None, gt=0, lt=1)  # fraction of the bot's equity at the day's start
-    candles: int | None = Field(None, ge=2, le=5000)  # history per tick (default: warmup + 250)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", examples=["btc-sma"],
+                      description="the bot's unique name (letters, digits, _ . -)")
+    strategy: str = Field(examples=["sma_cross"], description="strategy name or path, as for backtest")
+    params: dict[str, Any] = Field({}, description="parameter values, e.g. { fast = 10, slow = 30 }")
+    exchange: str = Field(examples=["binance"], description="ccxt exchange id")
+    symbol: str = Field(examples=["BTC/USDT"], description="the market traded")
+    timeframe: str = Field(examples=["1h"], description="candle timeframe: one tick per closed candle")
+    size: float | Literal["all"] = Field("all", description='"all" (all available cash) or a number (see size_type)')
+    size_type: Literal["percent", "amount", "value"] = Field("percent", description="percent | amount | value "
+                                                             '(ignored for "all")')
+    direction: Literal["long", "short", "both"] | None = Field(None, examples=["long"], description="long | short "
+                                                               "| both (default: the strategy's)")
+    slippage: float = Field(0.0, ge=0, lt=1, description="extra adverse slippage on top of the order book")
+    fees: float | None = Field(None, ge=0, lt=1, examples=[0.001], description="fee per fill, a fraction "
+                               "(default: the market's taker fee)")
+    capital: float | None = Field(None, gt=0, examples=[5000.0], description="the bot's own money, in the "
+                                  "symbol's quote currency")
+    capital_fraction: float | None = Field(None, gt=0, le=1, examples=[0.5], description="or: this fraction of "
+                                           "the quote currency's starting balance (not both)")
+    max_position: float | None = Field(None, gt=0, le=1, examples=[0.5], description="at most this fraction of "
+                                       "the bot's equity in the position")
+    daily_loss_limit: float | None = Field(None, gt=0, lt=1, examples=[0.05], description="halt the bot after "
+                                           "losing this fraction of its equity in a UTC day")
+    candles: int | None = Field(None, ge=2, le=5000, examples=[300], description="history per tick (default: the "
+                                "strategy's warmup + 250)")
 
     @model_validator(mode="after")
     def _one_capital(self) -> BotSettings:
@@ -130,11 +162,15 @@ class BotSettings(_Strict):
 
 
 class PaperSettings(_Strict):
-    database: str = "sqlite:///data/paper.sqlite"
-    balances: dict[str, float] = {"USDT": 10_000.0}
-    mode: Literal["paper", "sandbox"] = "paper"
-    tick_delay_seconds: int = Field(3, ge=0, le=300)
-    bots: list[BotSettings] = []
+    """Paper trading: the ledger, the simulated account and the bots (`systrade paper run`)."""
+
+    database: str = Field("sqlite:///data/paper.sqlite", description="the ledger: any SQLAlchemy URL (SQLite in "
+                          "WAL mode by default)")
+    balances: dict[str, float] = Field({"USDT": 10_000.0}, description="starting paper balances")
+    mode: Literal["paper", "sandbox"] = Field("paper", description='"paper", or "sandbox": real orders on the '
+                                              "exchange's testnet")
+    tick_delay_seconds: int = Field(3, ge=0, le=300, description="run each tick this long after the candle closes")
+    bots: list[BotSettings] = Field([], description="one table per bot")
 
     @field_validator("bots")
     @classmethod
@@ -157,8 +193,10 @@ class Settings(_Strict):
     paper: PaperSettings = PaperSettings()
     strategies: StrategySettings = StrategySettings()
     backtest: BacktestSettings = BacktestSettings()
-    exchanges: dict[str, dict[str, Any]] = {}
-    source: str | None = None
+    exchanges: dict[str, dict[str, Any]] = Field({}, examples=[{"binance": {"timeout": 10000}}], description="per "
+                                                 "ccxt exchange id, deep-merged into its client's config (urls, "
+                                                 "options, timeout); never keys or secrets")
+    source: str | None = None  # the file these settings were read from (set by load_settings, not a setting)
 
     @field_validator("exchanges")
     @classmethod

@@ -15,9 +15,9 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
@@ -238,9 +238,15 @@ class Strategy:
         return cls.name or snake_case(cls.__name__)
 
     @classmethod
+    def docstring(cls) -> str:
+        """The class's own docstring, cleaned; "" when it has none (never the base class's)."""
+        doc = vars(cls).get("__doc__")
+        return inspect.cleandoc(doc) if isinstance(doc, str) else ""
+
+    @classmethod
     def summary(cls) -> str:
-        """First line of the docstring."""
-        doc = inspect.getdoc(cls) or ""
+        """First line of the class's own docstring ("" when it has none)."""
+        doc = cls.docstring()
         return doc.splitlines()[0] if doc else ""
 
     @property
@@ -269,12 +275,21 @@ def parse_param_overrides(items: list[str] | None) -> dict[str, str]:
 # ---------------------------------------------------------------- loading
 
 
+ORIGINS = ("project", "entry point", "bundled")  # where strategies are found by name, the first wins
+Folders = str | Path | Sequence[str | Path]  # the project's strategy folder(s), searched in order
+
+
 @dataclass(frozen=True)
 class StrategyRef:
-    """Where a strategy class came from (for `strategies show`)."""
+    """Where a strategy class came from (for `strategies list/show`).
+
+    ``origin`` is one of ORIGINS, or "file" for a path given on the command line; ``shadows`` names the origins of
+    other strategies of the same name that this one wins over."""
 
     cls: type[Strategy]
     source: str
+    origin: str = "file"
+    shadows: tuple[str, ...] = ()
 
 
 def _strategy_classes(module: Any) -> list[type[Strategy]]:
@@ -326,19 +341,12 @@ def load_from_path(spec: str) -> StrategyRef:
     return StrategyRef(classes[0], str(path))
 
 
-def discover(strategies_dir: str | Path = "strategies") -> tuple[dict[str, StrategyRef], list[str]]:
-    """All strategies by name from ``strategies_dir/*.py`` and entry points, plus load problems."""
-    found: dict[str, StrategyRef] = {}
-    problems: list[str] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin must not hide the others
-            problems.append(f"entry point {ep.name}: {type(exc).__name__}: {exc}")
-            continue
-        if inspect.isclass(cls) and issubclass(cls, Strategy):
-            found[ep.name] = StrategyRef(cls, f"entry point {ep.value}")
-    folder = Path(strategies_dir)
+def _folders(folders: Folders) -> list[Path]:
+    return [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
+
+
+def _from_folder(folder: Path, origin: str, problems: list[str]) -> list[tuple[str, StrategyRef]]:
+    found = []
     for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
         if path.name.startswith("_"):
             continue
@@ -347,16 +355,43 @@ def discover(strategies_dir: str | Path = "strategies") -> tuple[dict[str, Strat
         except UserError as exc:
             problems.append(str(exc))
             continue
-        for cls in _strategy_classes(module):
-            found[cls.strategy_name()] = StrategyRef(cls, str(path))
+        found.extend((cls.strategy_name(), StrategyRef(cls, str(path), origin)) for cls in _strategy_classes(module))
+    return found
+
+
+def discover(folders: Folders = "strategies") -> tuple[dict[str, StrategyRef], list[str]]:
+    """Every strategy by name, plus load problems: the project's ``folders/*.py`` (in order), then installed
+    packages' entry points, then the strategies bundled with systrade. The first found of a name wins."""
+    from systrade.bundled import STRATEGIES_DIR
+
+    problems: list[str] = []
+    candidates: list[tuple[str, StrategyRef]] = []
+    for folder in _folders(folders):
+        candidates.extend(_from_folder(folder, "project", problems))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the others
+            problems.append(f"entry point {ep.name}: {type(exc).__name__}: {exc}")
+            continue
+        if inspect.isclass(cls) and issubclass(cls, Strategy):
+            candidates.append((ep.name, StrategyRef(cls, f"entry point {ep.value}", "entry point")))
+    candidates.extend(_from_folder(STRATEGIES_DIR, "bundled", problems))
+    found: dict[str, StrategyRef] = {}
+    for name, ref in candidates:
+        winner = found.get(name)
+        if winner is None:
+            found[name] = ref
+        elif ref.cls is not winner.cls:  # the same file reached twice (a folder linked to the bundled one) is one
+            found[name] = replace(winner, shadows=(*winner.shadows, ref.origin))
     return found, problems
 
 
-def load_strategy(spec: str, strategies_dir: str | Path = "strategies") -> StrategyRef:
-    """Resolve a strategy by path (``x.py``, ``x.py:Class``) or by name."""
+def load_strategy(spec: str, folders: Folders = "strategies") -> StrategyRef:
+    """Resolve a strategy by path (``x.py``, ``x.py:Class``) or by name (see ``discover``)."""
     if spec.endswith(".py") or ".py:" in spec:
         return load_from_path(spec)
-    found, problems = discover(strategies_dir)
+    found, problems = discover(folders)
     if spec in found:
         return found[spec]
     close = difflib.get_close_matches(spec, list(found), n=3, cutoff=0.5)

@@ -44,7 +44,7 @@ def parse_size(text: str) -> float | str:
 
 def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBacktest:
     """Load strategy and data and validate every option, before anything runs or is written."""
-    ref = load_strategy(options.strategy, settings.strategies.dir)
+    ref = load_strategy(options.strategy, settings.strategies.folders)
     strategy = build_strategy(ref, parse_param_overrides(options.params))
     if options.data_file and len(options.symbols) > 1:
         raise UserError("--data reads one file; give one --symbol with it, or use the store for several")

@@ -12,6 +12,7 @@ from systrade.data.readers import DEFAULT_MAX_FILE_MB
 from systrade.errors import UserError
 from systrade.sim.rules import SIGNAL_COLUMNS
 from systrade.strategy import (
+    Folders,
     Strategy,
     StrategyRef,
     build_strategy,
@@ -51,7 +52,7 @@ class CheckInputs:
     candles: Candles
 
 
-def load_check_inputs(strategy: str, params: list[str] | None, strategies_dir: str, data_dir: str,
+def load_check_inputs(strategy: str, params: list[str] | None, strategies_dir: Folders, data_dir: str,
                       data_file: str | None = None, exchange: str | None = None, symbol: str | None = None,
                       timeframe: str | None = None, start: str | None = None, end: str | None = None, *,
                       date_format: str | None = None, max_file_mb: float | None = DEFAULT_MAX_FILE_MB) -> CheckInputs:

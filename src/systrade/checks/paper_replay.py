@@ -40,7 +40,7 @@ def run_replay(options: BacktestOptions, settings: Settings, history: int | None
     bots = {bot.name: bot for bot in settings.paper.bots}
     if options.strategy in bots:
         configured = bots[options.strategy]
-        ref = load_strategy(configured.strategy, settings.strategies.dir)
+        ref = load_strategy(configured.strategy, settings.strategies.folders)
         params = {**configured.params, **parse_param_overrides(options.params)}
         strategy = build_strategy(ref, params)
         cls = ref.cls
@@ -61,7 +61,7 @@ def run_replay(options: BacktestOptions, settings: Settings, history: int | None
         prepared = prepare_backtest(options, settings)
         if len(prepared.candles) != 1:
             raise UserError("a replay runs one symbol; give one --symbol or one --data file")
-        ref = load_strategy(options.strategy, settings.strategies.dir)
+        ref = load_strategy(options.strategy, settings.strategies.folders)
         strategy, rules, candles, cash = prepared.strategy, prepared.rules, prepared.candles[0], prepared.cash
         bot = replay_bot_settings(strategy.strategy_name(), candles.symbol, candles.timeframe, rules,
                                   strategy.param_values, history)

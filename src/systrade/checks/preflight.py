@@ -42,7 +42,7 @@ def preflight(settings: Settings) -> list[BotCheck]:
         raise UserError("no bots configured; add [[paper.bots]] tables to systrade.toml (see the README)")
     checks = []
     for bot in settings.paper.bots:
-        ref = load_strategy(bot.strategy, settings.strategies.dir)
+        ref = load_strategy(bot.strategy, settings.strategies.folders)
         strategy = build_strategy(ref, bot.params)
         candles = _check_candles(settings, bot)
         path = Path(candles.source)

@@ -22,7 +22,7 @@ def _inputs(options: BacktestOptions):
     from systrade.checks.common import load_check_inputs
 
     config = settings()
-    return load_check_inputs(options.strategy, options.params, config.strategies.dir, config.data.dir,
+    return load_check_inputs(options.strategy, options.params, config.strategies.folders, config.data.dir,
                              options.data_file, options.exchange, options.symbols[0] if options.symbols else None,
                              options.timeframe, options.start, options.end, date_format=options.date_format,
                              max_file_mb=config.data.max_file_mb)
@@ -94,7 +94,7 @@ def parity(
     config = settings()
     prepared = prepare_backtest(options, config)
     _note(prepared.candles[0])
-    ref = load_strategy(strategy, config.strategies.dir)
+    ref = load_strategy(strategy, config.strategies.folders)
     with progress_bar("bars") as bar:
         task = bar.add_task("replay", total=len(prepared.candles[0].frame), rate="")
         report = check_parity(prepared, ref, history,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from systrade.cli import app, settings
 
@@ -15,16 +13,21 @@ app.add_typer(group, name="strategies")
 out = Console()
 
 
+def origin_text(ref) -> str:
+    """Where a strategy comes from, and which others of its name it wins over."""
+    return ref.origin + (f" (over {', '.join(ref.shadows)})" if ref.shadows else "")
+
+
 @group.command("list")
 def list_strategies() -> None:
-    """Every strategy found in ./strategies and installed plugins."""
+    """Every strategy: the project's folders, then installed plugins, then the bundled ones."""
     from systrade.strategy import discover
 
-    found, problems = discover(settings().strategies.dir)
-    table = Table("name", "summary", "source")
+    found, problems = discover(settings().strategies.folders)
+    table = Table("name", "summary", "from", Column("source", overflow="fold"))  # a path is never cut
     for name in sorted(found):
         ref = found[name]
-        table.add_row(name, ref.cls.summary(), ref.source)
+        table.add_row(name, ref.cls.summary(), origin_text(ref), ref.source)
     out.print(table)
     for problem in problems:
         out.print(f"[yellow]skipped:[/] {problem}", highlight=False)
@@ -38,10 +41,11 @@ def show(name: str = typer.Argument(..., help="Strategy name or path (file.py[:C
     from systrade.strategy import build_strategy, load_strategy
 
     config = settings()
-    ref = load_strategy(name, config.strategies.dir)
+    ref = load_strategy(name, config.strategies.folders)
     cls = ref.cls
-    out.print(f"[bold]{cls.strategy_name()}[/] ({cls.__name__}) from {ref.source}", highlight=False)
-    out.print(inspect.getdoc(cls) or "(no docstring)", highlight=False)
+    out.print(f"[bold]{cls.strategy_name()}[/] ({cls.__name__}) from {ref.source} [{origin_text(ref)}]",
+              highlight=False)
+    out.print(cls.docstring() or "(no docstring)", highlight=False)
     out.print(f"timeframe: {cls.timeframe or 'any'}  direction: {cls.direction}  warmup: {cls.warmup}  "
               f"stop_loss: {cls.stop_loss}  take_profit: {cls.take_profit}", highlight=False)
     try:

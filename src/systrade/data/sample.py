@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from systrade.bundled import SAMPLE_FILE
+from systrade.data.readers import read_ohlcv
 from systrade.data.store import SeriesKey, read_series, write_series
 
 SAMPLE_KEY = SeriesKey("sample", "SAMPLE/USDT", "1h")
@@ -74,7 +76,10 @@ def write_sample(data_dir: str | Path, seed: int = SAMPLE_SEED) -> Path:
 
 
 def load_sample(data_dir: str | Path) -> pd.DataFrame:
-    """The bundled sample from the store, or freshly generated (same seed) when it is absent."""
+    """The sample from the store (``systrade data sample`` wrote it there), else the one shipped inside the package,
+    else freshly generated (same seed). Nothing is written: reading the sample never creates files."""
     if SAMPLE_KEY.path(data_dir).is_file():
         return read_series(SAMPLE_KEY, data_dir)
+    if SAMPLE_FILE.is_file():
+        return read_ohlcv(SAMPLE_FILE, max_file_mb=None)
     return generate_sample()

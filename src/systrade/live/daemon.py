@@ -38,7 +38,7 @@ def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
     paper = settings.paper
     if not paper.bots:
         raise UserError("no bots configured; add [[paper.bots]] tables to systrade.toml (see the README)")
-    refs = {bot.name: load_strategy(bot.strategy, settings.strategies.dir) for bot in paper.bots}
+    refs = {bot.name: load_strategy(bot.strategy, settings.strategies.folders) for bot in paper.bots}
     for bot in paper.bots:
         timeframe_seconds(bot.timeframe)
     ledger = Ledger(paper.database)

@@ -1,0 +1,204 @@
+"""A new user's first hour: what ships inside the package works from any folder, and where each strategy comes
+from. Every command runs as a real `systrade` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from conftest import REPO, systrade_exe, tree
+
+BUNDLED = ("sma_cross", "rsi_reversion", "bollinger_breakout", "donchian_breakout", "macd_trend")
+PACKAGE = REPO / "src" / "systrade"
+
+
+def run(*args: str, cwd: Path, env: dict | None = None, exe: list[str] | None = None) -> subprocess.CompletedProcess:
+    """`systrade ARGS` in ``cwd`` with no config from the environment (a user's fresh shell)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "SYSTRADE_CONFIG"}
+    full_env.update({"COLUMNS": "200", **(env or {})})
+    return subprocess.run([*(exe or [systrade_exe()]), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def strategy_rows(stdout: str) -> dict[str, dict[str, str]]:
+    """`strategies list`'s table as name -> {summary, from, source}."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 4 and cells[0] and cells[0] != "name":
+            rows[cells[0]] = {"summary": cells[1], "from": cells[2], "source": cells[3]}
+    return rows
+
+
+def strict_crosses_up(close: pd.Series, fast: int, slow: int) -> int:
+    """sma_cross's entries that have a next bar to fill at, counted with plain pandas."""
+    f, s = close.rolling(fast).mean(), close.rolling(slow).mean()
+    return int(((f.shift(1) < s.shift(1)) & (f > s)).iloc[:-1].sum())
+
+
+# ---------------------------------------------------------------- bundled strategies and sample
+
+
+def test_the_bundled_sample_is_the_generators_output() -> None:
+    from systrade.data.sample import generate_sample
+
+    shipped = pd.read_parquet(PACKAGE / "bundled" / "sample" / "SAMPLE_USDT-1h.parquet")
+    pd.testing.assert_frame_equal(shipped, generate_sample(), check_exact=False, rtol=1e-9, check_freq=False)
+    assert shipped.attrs["synthetic"] is True
+
+
+def test_an_empty_folder_backtests_a_bundled_strategy_and_writes_nothing(tmp_path: Path) -> None:
+    result = run("backtest", "sma_cross", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "synthetic sample data" in " ".join(result.stdout.split())
+    assert tree(tmp_path) == set()  # read-only: no sample, no store, no config written into the folder
+    listing = run("strategies", "list", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    rows = strategy_rows(listing.stdout)
+    assert set(BUNDLED) <= set(rows)
+    for name in BUNDLED:
+        assert rows[name]["from"] == "bundled" and rows[name]["source"].endswith(f"{name}.py")
+    assert run("strategies", "show", "rsi_reversion", cwd=tmp_path).returncode == 0
+    assert tree(tmp_path) == set()
+
+    measured = run("backtest", "sma_cross", "--json", "out.json", cwd=tmp_path)
+    assert measured.returncode == 0, measured.stderr
+    doc = json.loads((tmp_path / "out.json").read_text())
+    shipped = pd.read_parquet(PACKAGE / "bundled" / "sample" / "SAMPLE_USDT-1h.parquet")
+    assert doc["synthetic"] is True and doc["symbol"] == "SAMPLE/USDT"
+    assert pd.Timestamp(doc["start"]) == shipped.index[0] and pd.Timestamp(doc["end"]) == shipped.index[-1]
+    assert doc["total_trades"] == strict_crosses_up(shipped["close"], 10, 30) > 10
+    assert tree(tmp_path) == {"out.json"}
+
+    asked = run("data", "sample", cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    assert tree(tmp_path) == {"out.json", "data/sample/SAMPLE_USDT-1h.parquet"}
+
+
+PLUGIN = '''
+from systrade import Signals, Strategy
+
+
+class Plugged(Strategy):
+    """Installed as a plugin."""
+
+    def signals(self, data):
+        return Signals(entries=data["close"] > 0)
+
+
+class RsiReversion(Strategy):
+    """A plugin's rsi_reversion."""
+
+    def signals(self, data):
+        return Signals(entries=data["close"] > 0)
+'''
+
+
+def plugin(site: Path) -> dict[str, str]:
+    """A real installed distribution (a dist-info with entry points) on a folder put on PYTHONPATH."""
+    site.mkdir()
+    (site / "first_hour_plugin.py").write_text(PLUGIN)
+    dist = site / "first_hour_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: first-hour-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[systrade.strategies]\nplugged = first_hour_plugin:Plugged\n"
+                                           "rsi_reversion = first_hour_plugin:RsiReversion\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def never_trades(class_name: str, doc: str | None) -> str:
+    docstring = f'    """{doc}"""\n\n' if doc else ""
+    return (f"from systrade import Signals, Strategy\n\n\nclass {class_name}(Strategy):\n{docstring}"
+            '    def signals(self, data):\n        return Signals(entries=data["close"] < 0)\n')
+
+
+def test_a_projects_strategy_wins_and_the_list_says_where_each_comes_from(tmp_path: Path) -> None:
+    (tmp_path / "systrade.toml").write_text('[strategies]\ndirs = ["mine", "team"]\n')
+    for folder in ("mine", "team"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "mine" / "sma_cross.py").write_text(never_trades("SmaCross", "Mine: never trades."))
+    (tmp_path / "team" / "sma_cross.py").write_text(never_trades("SmaCross", "The team's."))
+    (tmp_path / "team" / "team_pick.py").write_text(never_trades("TeamPick", None))
+    env = plugin(tmp_path / "site")
+
+    listing = run("strategies", "list", cwd=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = strategy_rows(listing.stdout)
+    assert rows["sma_cross"] == {"summary": "Mine: never trades.", "from": "project (over project, bundled)",
+                                 "source": "mine/sma_cross.py"}
+    assert rows["team_pick"] == {"summary": "", "from": "project", "source": "team/team_pick.py"}
+    assert rows["plugged"]["from"] == "entry point" and rows["plugged"]["summary"] == "Installed as a plugin."
+    assert rows["rsi_reversion"]["from"] == "entry point (over bundled)"
+    assert rows["rsi_reversion"]["summary"] == "A plugin's rsi_reversion."
+    assert rows["macd_trend"]["from"] == "bundled"
+    assert "Base class for strategy plugins" not in listing.stdout  # no docstring: nothing, not the base class's
+
+    shown = run("strategies", "show", "team_pick", cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "(no docstring)" in shown.stdout and "Base class" not in shown.stdout
+
+    mine = run("backtest", "sma_cross", "--json", "mine.json", cwd=tmp_path, env=env)
+    bundled = run("backtest", "macd_trend", "--json", "bundled.json", cwd=tmp_path, env=env)
+    assert mine.returncode == bundled.returncode == 0, mine.stderr + bundled.stderr
+    assert json.loads((tmp_path / "mine.json").read_text())["total_trades"] == 0  # the project's, not the bundled
+    assert json.loads((tmp_path / "bundled.json").read_text())["total_trades"] > 0
+
+
+def test_a_strategy_without_a_docstring_is_listed_without_one(tmp_path: Path) -> None:
+    (tmp_path / "systrade.toml").write_text('[strategies]\ndir = "mine"\n')
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "quiet.py").write_text(never_trades("Quiet", None))
+    (tmp_path / "mine" / "talkative.py").write_text(never_trades("Talkative", "Says what it does."))
+    listing = run("strategies", "list", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    quiet = next(line for line in listing.stdout.splitlines() if "quiet" in line)
+    talkative = next(line for line in listing.stdout.splitlines() if "talkative" in line)
+    assert [c.strip() for c in quiet.split("│")][2] == ""  # no summary, not the base class's docstring
+    assert [c.strip() for c in talkative.split("│")][2] == "Says what it does."
+    shown = run("strategies", "show", "quiet", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "(no docstring)" in shown.stdout and "Base class" not in shown.stdout
+
+
+def test_strategies_dir_and_dirs_are_not_both_set(tmp_path: Path) -> None:
+    (tmp_path / "systrade.toml").write_text('[strategies]\ndir = "a"\ndirs = ["b", "c"]\n')
+    before = tree(tmp_path)
+    result = run("strategies", "list", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "set dir (one folder) or dirs (several), not both" in result.stderr
+    assert tree(tmp_path) == before
+
+
+def test_a_non_editable_build_holds_the_strategies_the_sample_and_the_example(tmp_path: Path) -> None:
+    """setuptools' build step (what a wheel or `pip install .` copies) on a copy of the project, then the built
+    package runs from an empty folder with nothing of the repository on its path."""
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(REPO / "pyproject.toml", source)
+    shutil.copy(REPO / "README.md", source)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    built = tmp_path / "built"
+    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "--build-lib",
+                    str(built)], cwd=source, check=True, capture_output=True)
+    files = {str(p.relative_to(built / "systrade")) for p in (built / "systrade").rglob("*") if p.is_file()}
+    assert {f"bundled/strategies/{name}.py" for name in BUNDLED} <= files
+    assert {"bundled/sample/SAMPLE_USDT-1h.parquet", "bundled/my_strategy.py"} <= files
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    exe = [sys.executable, "-c", "from systrade.cli import main; main()"]
+    env = {"PYTHONPATH": str(built)}
+    listing = run("strategies", "list", cwd=empty, env=env, exe=exe)
+    assert listing.returncode == 0, listing.stderr
+    rows = strategy_rows(listing.stdout)
+    assert all(rows[name]["source"].startswith(str(built)) for name in BUNDLED), rows
+    shown = run("strategies", "show", "sma_cross", cwd=empty, env=env, exe=exe)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"measured warmup: \d+ candles .* on the bundled synthetic sample", shown.stdout), shown.stdout
+    assert tree(empty) == set()
