@@ -1,5 +1,5 @@
-"""A new user's first hour: what ships inside the package works from any folder, and where each strategy comes
-from. Every command runs as a real `systrade` subprocess."""
+"""A new user's first hour: what ships inside the package works from any folder, `--version`, help text, and
+where each strategy comes from. Every command runs as a real `systrade` subprocess."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -202,3 +203,46 @@ def test_a_non_editable_build_holds_the_strategies_the_sample_and_the_example(tm
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"measured warmup: \d+ candles .* on the bundled synthetic sample", shown.stdout), shown.stdout
     assert tree(empty) == set()
+
+
+# ---------------------------------------------------------------- --version and --help
+
+
+def test_version_comes_from_the_package_metadata(tmp_path: Path) -> None:
+    expected = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"systrade {expected}\n"
+
+
+def every_command() -> list[list[str]]:
+    """Every command and group of the CLI, as the words that reach it."""
+    from typer.main import get_command
+
+    from systrade.cli import _register, app
+
+    _register()
+    found = []
+
+    def walk(command, words: list[str]) -> None:
+        found.append(words)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*words, name])
+
+    walk(get_command(app), [])
+    return found
+
+
+def test_help_shows_no_value_for_flags_and_shows_the_defaults(tmp_path: Path) -> None:
+    commands = every_command()
+    assert ["backtest"] in commands and ["data", "download"] in commands and ["paper", "replay"] in commands
+    for words in commands:
+        result = run(*words, "--help", cwd=tmp_path)
+        assert result.returncode == 0, (words, result.stderr)
+        assert "<bool>" not in result.stdout, (words, result.stdout)
+        assert re.search(r"--help +Show this message", result.stdout), words
+    backtest = run("backtest", "--help", cwd=tmp_path).stdout
+    assert re.search(r"--cash-sharing +Several symbols", backtest)
+    assert "[default: all]" in backtest and "[default: percent]" in backtest
+    assert "[default: 600.0]" in run("--help", cwd=tmp_path).stdout
+

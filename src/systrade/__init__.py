@@ -13,10 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["Strategy", "Param", "Signals", "crossed_above", "crossed_below", "indicator"]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from the installed package's metadata, so it never drifts from pyproject.toml
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("systrade")
+        except PackageNotFoundError:  # a source tree on sys.path that was never installed
+            return "unknown"
     if name in __all__:
         from systrade import strategy
 

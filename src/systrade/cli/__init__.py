@@ -17,8 +17,39 @@ err = Console(stderr=True)
 GLOBAL = {"config": None, "debug": False}
 
 
+def _flags_take_no_value() -> None:
+    """Show no value type for a flag in --help (typer's rich help writes ``--debug <bool>``, as if it took one)."""
+    try:
+        from typer.core import TyperOption
+
+        shown = TyperOption.display_type_rich
+    except (ImportError, AttributeError):  # a typer without this hook: its help stays as it is
+        return
+    if getattr(shown, "systrade_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx) -> str | None:
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich.systrade_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        import systrade
+
+        typer.echo(f"systrade {systrade.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                 help="Print systrade's version and exit."),
     config: str = typer.Option(None, "--config", help="Path to systrade.toml (also $SYSTRADE_CONFIG)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     timeout: float = typer.Option(600.0, "--timeout", help="Longest one call of a strategy's signals() may take, "

@@ -17,7 +17,8 @@ from systrade.backtest.options import BacktestOptions
 
 # name -> (type, typer option, BacktestOptions field); the order is the order of --help.
 SELECTION: dict[str, tuple[Any, Any, str]] = {
-    "param": (list[str], typer.Option([], "--param", "-p", help="Set a parameter: name=value (repeatable)."),
+    "param": (list[str], typer.Option([], "--param", "-p", metavar="<name=value>",
+                                        help="Set a parameter: name=value (repeatable)."),
               "params"),
     "data": (str | None, typer.Option(None, "--data", help="CSV or Parquet file of candles (default: the "
                                       "bundled sample)."), "data_file"),
@@ -32,7 +33,8 @@ SELECTION: dict[str, tuple[Any, Any, str]] = {
     "start": (str | None, typer.Option(None, "--start", help="First candle to use (ISO date)."), "start"),
     "end": (str | None, typer.Option(None, "--end", help="Last candle to use (ISO date)."), "end"),
 }
-SYMBOLS = (list[str], typer.Option([], "--symbol", help="Stored symbol, repeatable: one column each."), "symbols")
+SYMBOLS = (list[str], typer.Option([], "--symbol", metavar="<str>", help="Stored symbol, repeatable: one column "
+                                   "each."), "symbols")
 
 RULES: dict[str, tuple[Any, Any, str]] = {
     "cash": (float | None, typer.Option(None, "--cash", help="Starting cash (default from config: 10000)."), "cash"),
@@ -40,7 +42,8 @@ RULES: dict[str, tuple[Any, Any, str]] = {
                                         "default: the stored market's taker fee, else config: 0.001)."), "fees"),
     "sell_fees": (float | None, typer.Option(None, "--sell-fees", help="Fee on sells when it differs from --fees "
                                              "(stock markets tax sells)."), "sell_fees"),
-    "slippage": (float | None, typer.Option(None, "--slippage", help="Adverse price move per fill, a fraction."),
+    "slippage": (float | None, typer.Option(None, "--slippage", help="Adverse price move per fill, a fraction "
+                                            "(default from config: 0)."),
                  "slippage"),
     "size": (str, typer.Option("all", "--size", help="`all` (all available cash) or a number (see --size-type)."),
              "size"),
