@@ -1,5 +1,5 @@
-"""A new user's first hour: what ships inside the package works from any folder, `--version`, help text, and
-where each strategy comes from. Every command runs as a real `systrade` subprocess."""
+"""A new user's first hour: what ships inside the package works from any folder, `systrade init` starts a project,
+`--version`, help text, and where each strategy comes from. Every command runs as a real `systrade` subprocess."""
 
 from __future__ import annotations
 
@@ -203,6 +203,102 @@ def test_a_non_editable_build_holds_the_strategies_the_sample_and_the_example(tm
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"measured warmup: \d+ candles .* on the bundled synthetic sample", shown.stdout), shown.stdout
     assert tree(empty) == set()
+
+
+# ---------------------------------------------------------------- systrade init
+
+
+def uncomment(text: str, keys: set[str]) -> str:
+    """The bot example of the template with the lines of ``keys`` (and its table header) uncommented."""
+    out, in_bot = [], False
+    for line in text.splitlines():
+        if line == "# [[paper.bots]]":
+            in_bot, line = True, line[2:]
+        elif not line.startswith("#"):
+            in_bot = False
+        match = re.match(r"(# (?:# )?)(\w+) = ", line)
+        if in_bot and match and match.group(2) in keys:
+            line = line[len(match.group(1)):]
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def test_init_writes_every_setting_at_its_default(tmp_path: Path) -> None:
+    from systrade.config import BotSettings, Settings, load_settings
+
+    result = run("init", "proj", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "proj"
+    assert tree(project) == {"systrade.toml", "strategies/my_strategy.py"} and (project / "data").is_dir()
+    config = project / "systrade.toml"
+    loaded = load_settings(str(config))
+    assert loaded.model_dump(exclude={"source"}) == Settings().model_dump(exclude={"source"})
+    text = config.read_text()
+    raw = tomllib.loads(text)
+    for section, model in Settings.model_fields.items():
+        if section == "source":  # not a setting: the loader records the file it read
+            continue
+        if section == "exchanges":  # a table per exchange id: an example, commented out
+            assert "# [exchanges.binance]\n# timeout = 10000\n" in text and section not in raw
+            continue
+        for key, info in model.annotation.model_fields.items():
+            if key == "bots":
+                continue
+            pattern = rf"^(# )?{key} = .+ # \S" if info.get_default() is None else rf"^{key} = .+ # \S"
+            assert re.search(pattern, text[text.index(f"[{section}]"):], re.M), (section, key)
+            assert (key in raw[section]) is (info.get_default() is not None), (section, key)
+    for line in text[:text.index("# [exchanges.")].splitlines():  # every setting has its one-line comment
+        if re.match(r"(# )*\w+ = ", line):
+            assert " # " in line, line
+
+    required = {k for k, f in BotSettings.model_fields.items() if f.is_required()}
+    with_defaults = {k for k, f in BotSettings.model_fields.items() if not f.is_required()
+                     and f.get_default() is not None}
+    config.write_text(uncomment(text, required | with_defaults))
+    bot = load_settings(str(config)).paper.bots[0]
+    assert bot == BotSettings(name="btc-sma", strategy="sma_cross", exchange="binance", symbol="BTC/USDT",
+                              timeframe="1h")
+    for key, info in BotSettings.model_fields.items():
+        if key not in required | with_defaults:  # each optional setting's example is valid on its own
+            config.write_text(uncomment(text, required | {key}))
+            assert getattr(load_settings(str(config)).paper.bots[0], key) == info.examples[0]
+
+
+def test_init_example_strategy_backtests(tmp_path: Path) -> None:
+    assert run("init", cwd=tmp_path).returncode == 0
+    result = run("backtest", "my_strategy", "--json", "out.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["strategy"] == "my_strategy" and doc["total_trades"] > 0 and doc["synthetic"] is True
+    listing = strategy_rows(run("strategies", "list", cwd=tmp_path).stdout)
+    assert listing["my_strategy"]["from"] == "project"
+    assert listing["my_strategy"]["source"] == "strategies/my_strategy.py"
+
+
+def test_init_refuses_to_overwrite_a_config_unless_forced(tmp_path: Path) -> None:
+    assert run("init", cwd=tmp_path).returncode == 0
+    config, example = tmp_path / "systrade.toml", tmp_path / "strategies" / "my_strategy.py"
+    template = config.read_text()
+    config.write_text("[backtest]\nfees = 0.002\n")
+    example.write_text(never_trades("MyStrategy", "edited by the user"))
+    before = {p: p.read_text() for p in (config, example)}
+    refused = run("init", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr
+    assert "systrade.toml already exists" in refused.stderr
+    assert {p: p.read_text() for p in before} == before
+    forced = run("init", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert config.read_text() == template
+    assert example.read_text() == before[example]  # the user's strategy is never overwritten
+
+
+def test_init_into_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file\n")
+    result = run("init", "notes.txt", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "notes.txt is a file, not a folder" in result.stderr
+    assert tree(tmp_path) == {"notes.txt"}
 
 
 # ---------------------------------------------------------------- --version and --help

@@ -100,6 +100,7 @@ def _register() -> None:
         backtest,
         check,
         data,
+        init,
         optimize,
         paper,
         strategies,
