@@ -155,6 +155,17 @@ That is the classic ambiguous case: before retrying, the client must look
 the order up by its client order id (``fetch_order`` with
 ``params={"clientOrderId": ...}``); the retry with the same id would be
 accepted and trade again, see above.
+
+Holding a request (a deterministic moment to kill a client)
+-----------------------------------------------------------
+``hold = fake.hold("POST", "/api/v3/order", process=True)`` keeps the next
+matching request (after ``skip`` others, default 0) waiting (recorded with fault ``"hold"``) until
+``hold.release()``. ``hold.wait_held()`` returns once a client is blocked on
+it, so a test can SIGKILL the client at exactly that step of its protocol.
+On release the request is processed as if it had just arrived
+(``process=True``: an order IS placed, whether or not the client is still
+there to read the answer) or dropped unprocessed (``process=False``);
+``hold.wait_done()`` returns when that has happened.
 """
 
 from __future__ import annotations
@@ -419,6 +430,36 @@ class RecordedRequest:
     status: int | None = None
 
 
+class Hold:
+    """One request the fake keeps waiting until the test releases it (see ``FakeBinance.hold``)."""
+
+    def __init__(self, method: str, path: str, process: bool, skip: int = 0) -> None:
+        self.method, self.path, self.process = method.upper(), path, process
+        self.skip = skip  # matching requests to let through before the one held
+        self.request: RecordedRequest | None = None
+        self._held = threading.Event()
+        self._released = threading.Event()
+        self._done = threading.Event()
+
+    def matches(self, method: str, path: str) -> bool:
+        return method.upper() == self.method and path == self.path
+
+    def wait_held(self, timeout: float = 120.0) -> RecordedRequest:
+        """The held request, once a client is blocked on it (raises TimeoutError if none came)."""
+        if not self._held.wait(timeout):
+            raise TimeoutError(f"no {self.method} {self.path} request arrived to hold")
+        assert self.request is not None
+        return self.request
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait_done(self, timeout: float = 60.0) -> None:
+        """Wait until the released request was processed (or dropped)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the held {self.method} {self.path} request was not finished")
+
+
 @dataclass
 class FaultPlan:
     """Which requests fail and how, drawn from a seeded RNG.
@@ -427,6 +468,9 @@ class FaultPlan:
     consumes the same number of draws, so the fault sequence is a pure
     function of ``seed`` and the order of matching requests. ``max_faults``
     caps the total number of injected faults (e.g. "fail twice, then work").
+    ``methods`` (e.g. ``("POST",)``) narrows the plan to requests with those
+    HTTP methods (all methods if None): placing an order and looking one up
+    share the path ``/api/v3/order``.
     """
 
     rate: float = 1.0
@@ -436,6 +480,7 @@ class FaultPlan:
     slow_seconds: float = 2.0
     retry_after: int = 1
     max_faults: int | None = None
+    methods: tuple[str, ...] | None = None
     injected: int = field(default=0, init=False)
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -446,9 +491,11 @@ class FaultPlan:
             raise ValueError(f"fault kinds must be a non-empty subset of {ALL_FAULT_KINDS}, got {self.kinds}")
         self._rng = random.Random(self.seed)
 
-    def pick(self, path: str) -> tuple[str | None, float]:
+    def pick(self, path: str, method: str | None = None) -> tuple[str | None, float]:
         """Return (fault kind or None, an extra uniform draw for the fault's details)."""
         if self.paths is not None and not any(path.startswith(p) for p in self.paths):
+            return None, 0.0
+        if self.methods is not None and method is not None and method.upper() not in self.methods:
             return None, 0.0
         with self._lock:
             hit = self._rng.random() < self.rate
@@ -522,13 +569,30 @@ class _Handler(BaseHTTPRequestHandler):
         wire = _Wire(split.query, body, self.headers.get("X-MBX-APIKEY"))
         logged = {**params, "signature": REDACTED} if "signature" in params else params
         plan = fake.faults  # read once: tests may swap it while we answer
-        fault, detail = plan.pick(split.path) if plan is not None else (None, 0.0)
+        hold = fake._take_hold(method, split.path)
+        if hold is not None:
+            plan, fault, detail = None, "hold", 0.0
+        else:
+            fault, detail = plan.pick(split.path, method) if plan is not None else (None, 0.0)
         rec = RecordedRequest(method, split.path, logged, time.time(), fake.now_ms, fault)
         fake._record(rec)
         try:
-            self._answer(fake, rec, plan, fault, detail, params, wire)
+            if hold is not None:
+                hold.request = rec
+                hold._held.set()
+                while not hold._released.wait(0.05):
+                    if fake._stopping.is_set():
+                        return
+                if not hold.process:
+                    self._drop()
+                    return
+                rec.now_ms = fake.now_ms  # processed as if it had just arrived
+            self._answer(fake, rec, plan, None if hold is not None else fault, detail, params, wire)
         except OSError:  # client gave up (timeout) or went away
             self.close_connection = True
+        finally:
+            if hold is not None:
+                hold._done.set()
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -640,6 +704,7 @@ class FakeBinance:
         self._by_id: dict[str, _Market] = {}
         self._lock = threading.RLock()
         self._requests: list[RecordedRequest] = []
+        self._holds: list[Hold] = []
         self._log_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -776,6 +841,26 @@ class FakeBinance:
     def _record(self, rec: RecordedRequest) -> None:
         with self._log_lock:
             self._requests.append(rec)
+
+    # ----------------------------------------------------------------- holds
+    def hold(self, method: str, path: str, *, process: bool = True, skip: int = 0) -> Hold:
+        """Keep the next ``method path`` request (after ``skip`` others) waiting until ``release()`` (see
+        module doc)."""
+        hold = Hold(method, path, process, skip)
+        with self._log_lock:
+            self._holds.append(hold)
+        return hold
+
+    def _take_hold(self, method: str, path: str) -> Hold | None:
+        with self._log_lock:
+            for hold in self._holds:
+                if hold.matches(method, path):
+                    if hold.skip > 0:
+                        hold.skip -= 1
+                        continue
+                    self._holds.remove(hold)
+                    return hold
+        return None
 
     # -------------------------------------------------------------- lifecycle
     @property
