@@ -90,6 +90,23 @@ def create_exchange(exchange_id: str, settings: Settings, with_secrets: bool = F
     return getattr(ccxt, exchange_id)(config)
 
 
+def check_market(client: Any, exchange_id: str, symbol: str, timeframe: str) -> None:
+    """Refuse (``UserError``) a symbol the exchange does not list or a timeframe it does not serve, naming the
+    closest valid ones; the client's markets must be loaded. Used by downloads and by the paper daemon's start."""
+    markets = client.markets or {}
+    if symbol not in markets:
+        symbols = list(markets)
+        close = difflib.get_close_matches(symbol.upper(), symbols, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"it lists {len(symbols)} markets"
+        raise UserError(f"{exchange_id} has no market {symbol!r}; {hint}")
+    timeframes = list(getattr(client, "timeframes", None) or {})
+    if timeframes and timeframe not in timeframes:
+        close = difflib.get_close_matches(timeframe, timeframes, n=3, cutoff=0.3)
+        raise UserError(f"{exchange_id} has no timeframe {timeframe!r}; "
+                        f"{'did you mean ' + ' or '.join(close) + '? ' if close else ''}"
+                        f"valid: {', '.join(timeframes)}")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry exchange calls.

@@ -9,7 +9,6 @@ previous file intact and the next run resumes from the last checkpoint.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from systrade.data.markets import market_record, save_market
 from systrade.data.readers import OHLCV
 from systrade.data.store import SeriesKey, read_series, write_series
 from systrade.errors import UserError
-from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry, describe_error
+from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry, check_market, describe_error
 
 PAGE_LIMIT = 1000
 CHECKPOINT_PAGES = 5
@@ -126,17 +125,7 @@ class Downloader:
     def check(self, symbol: str, timeframe: str) -> None:
         """Refuse unknown symbols and timeframes with the closest valid names."""
         self.load_markets()
-        symbols = list(self.exchange.markets)
-        if symbol not in self.exchange.markets:
-            close = difflib.get_close_matches(symbol.upper(), symbols, n=3, cutoff=0.6)
-            hint = f"did you mean {' or '.join(close)}?" if close else f"it lists {len(symbols)} markets"
-            raise UserError(f"{self.exchange_id} has no market {symbol!r}; {hint}")
-        timeframes = list(getattr(self.exchange, "timeframes", None) or {})
-        if timeframes and timeframe not in timeframes:
-            close = difflib.get_close_matches(timeframe, timeframes, n=3, cutoff=0.3)
-            raise UserError(f"{self.exchange_id} has no timeframe {timeframe!r}; "
-                            f"{'did you mean ' + ' or '.join(close) + '? ' if close else ''}"
-                            f"valid: {', '.join(timeframes)}")
+        check_market(self.exchange, self.exchange_id, symbol, timeframe)
 
     def server_time_ms(self) -> int:
         """The exchange's clock (decides which candle is still forming); local clock if it has none."""
