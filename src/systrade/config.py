@@ -6,6 +6,7 @@ else built-in defaults. Unknown keys are errors, so a typo never silently does n
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -172,6 +173,15 @@ class PaperSettings(_Strict):
     tick_delay_seconds: int = Field(3, ge=0, le=300, description="run each tick this long after the candle closes")
     bots: list[BotSettings] = Field([], description="one table per bot")
 
+    @field_validator("balances")
+    @classmethod
+    def _real_balances(cls, balances: dict[str, float]) -> dict[str, float]:
+        for asset, amount in balances.items():
+            if not math.isfinite(amount) or amount < 0:
+                raise ValueError(f"the {asset} balance {amount:g} is not a finite amount >= 0; give the {asset} "
+                                 "the paper account starts with, e.g. 10000.0")
+        return balances
+
     @field_validator("bots")
     @classmethod
     def _unique_names(cls, bots: list[BotSettings]) -> list[BotSettings]:
@@ -183,6 +193,12 @@ class PaperSettings(_Strict):
 
     @model_validator(mode="after")
     def _capital_fits(self) -> PaperSettings:
+        for bot in self.bots:  # `eth/btc` quotes in "btc", which no balance is: say why, not "no btc left"
+            same = [asset for asset in self.balances if bot.quote and asset.upper() == bot.quote.upper()]
+            if bot.quote not in self.balances and same:
+                raise ValueError(f"bot {bot.name}: symbol {bot.symbol!r} quotes in {bot.quote!r} but the balance is "
+                                 f"{same[0]!r} (currency codes are case-sensitive); write the symbol as the exchange "
+                                 f"does, e.g. {bot.symbol.upper()!r}")
         allocate_capital(self.bots, self.balances)
         return self
 
