@@ -111,6 +111,10 @@ class PaperBroker:
         return Execution("filled", amount, price, fee, rules.quote)
 
 
+class OrderInDoubt(TransientDataError):
+    """A send failed without a clear answer and the exchange does not list the order (yet): not sent again now."""
+
+
 class SandboxBroker:
     """Real market orders on the exchange's testnet, idempotent by client order id."""
 
@@ -133,32 +137,36 @@ class SandboxBroker:
     def execute(self, request: OrderRequest, book: dict | None = None) -> Execution:
         """Send the order unless the exchange already has it (looked up by client order id first).
 
-        Binance accepts a client order id again once the earlier order has filled, so the id alone
-        cannot stop a second market order: every send, first or retried, is preceded by a lookup.
+        Binance accepts a client order id again once the earlier order has filled, so the id alone cannot stop a
+        second market order: every send is preceded by a lookup. A send that fails without a clear answer
+        (timeout, dropped connection, 5xx) may still reach the exchange later, so it is never repeated in the
+        same tick: the order is looked up once (an answer lost on the way back), and if the exchange does not
+        list it yet, ``OrderInDoubt`` leaves the intent for the next tick, which looks it up again and sends it
+        only if the exchange still does not have it.
         """
         import ccxt
 
         amount = precise_amount(self.client, request.symbol, request.amount)
         if amount <= 0:
             return Execution("rejected", reason=f"amount {request.amount:.10g} is below the market's precision")
-        attempt = 0
-        while True:
-            existing = self.find(request)
-            if existing is not None:
-                order = existing
-                break
+        order = self.find(request)
+        if order is None:
             try:
                 order = self.client.create_order(request.symbol, "market", request.side, amount, None,
                                                  {"newClientOrderId": request.client_order_id})
-                break
             except ccxt.InsufficientFunds as error:
                 return Execution("rejected", reason=f"insufficient balance: {error}")
             except (ccxt.InvalidOrder, ccxt.BadRequest) as error:  # NOTIONAL failures arrive as BadRequest
                 return Execution("rejected", reason=f"{type(error).__name__}: {error}")
             except Exception as error:
-                if not is_retryable(error) or attempt >= self.policy.retries:
+                if not is_retryable(error):
                     raise
-                attempt += 1  # the order may have reached the exchange: the loop looks it up first
+                order = self.find(request)
+                if order is None:
+                    raise OrderInDoubt(f"order {request.client_order_id} was sent without a clear answer "
+                                       f"({type(error).__name__}) and the exchange does not list it yet; the next "
+                                       "tick looks it up again and sends it only if the exchange still does not "
+                                       "have it") from error
         return self._execution(order)
 
     def _execution(self, order: dict) -> Execution:
