@@ -47,8 +47,10 @@ def optimize(
 @backtest_options(year_days=True)
 def walkforward(
     strategy: str = STRATEGY,
-    train: str = typer.Option(..., "--train", help="Length of each training window, e.g. 180d."),
-    test: str = typer.Option(..., "--test", help="Length of each test window that follows it, e.g. 30d."),
+    train: str = typer.Option(..., "--train", help="Length of each training window with its unit: "
+                              "min, h, d, w, mo (30.4375 days) or y (365.25 days), e.g. 180d or 6mo."),
+    test: str = typer.Option(..., "--test", help="Length of each test window that follows it, "
+                             "e.g. 30d or 1mo (a bare m is refused: min or mo)."),
     anchored: bool = typer.Option(False, "--anchored", help="Every training window starts at the data's start."),
     grid: list[str] = GRID, metric: str = METRIC, memory: str = MEMORY, workers: int | None = WORKERS,
     cluster: str | None = CLUSTER, chunk_size: int | None = CHUNK, json_path: str | None = JSON,

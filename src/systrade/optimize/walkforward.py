@@ -14,7 +14,6 @@ stitched out-of-sample equity is those test windows end to end; its metrics use 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,31 +27,23 @@ from systrade.backtest.output import _fmt, clean
 from systrade.backtest.run import buy_and_hold_pct
 from systrade.config import Settings
 from systrade.data.load import Candles
+from systrade.durations import duration_text, parse_duration
 from systrade.errors import UserError
 from systrade.optimize.run import SweepOptions, SweepSession
 from systrade.optimize.sweep import METRICS, Detail, Window, detail, luck
 
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$", re.IGNORECASE)
-_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 SUMMARY_METRICS = ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
                    "win_rate_pct", "profit_factor", "total_trades")
 
 
 def span_text(span: pd.Timedelta) -> str:
-    """180 days -> ``180d``; 36 hours -> ``36h``."""
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """180 days -> ``180d``; 182.625 days -> ``6mo``; 36 hours -> ``36h`` (``durations.duration_text``)."""
+    return duration_text(span)
 
 
 def parse_span(text: str, option: str) -> pd.Timedelta:
-    """``180d`` -> 180 days (units m, h, d, w)."""
-    match = _SPAN.match(text or "")
-    if not match or float(match.group(1)) <= 0:
-        raise UserError(f"{option} {text!r} is not a duration; write e.g. 180d, 12w or 720h")
-    return pd.Timedelta(seconds=float(match.group(1)) * _SECONDS[match.group(2).lower()])
+    """``180d`` -> 180 days; units min, h, d, w, mo, y (``durations.parse_duration``; a bare ``m`` is refused)."""
+    return parse_duration(text, option)
 
 
 @dataclass(frozen=True)
@@ -82,9 +73,10 @@ def make_splits(index: pd.DatetimeIndex, train: pd.Timedelta, test: pd.Timedelta
             splits.append(Split(a, b, c))
         step += 1
     if not splits:
-        span = index[-1] - index[0]
-        raise UserError(f"the data spans {span}, too short for one training window of {train} followed by a "
-                        "test window of at least 2 bars; shorten --train/--test or use more data")
+        days = (index[-1] - index[0]) / pd.Timedelta(days=1)
+        raise UserError(f"the data spans {days:,.1f} days, too short for one training window of {span_text(train)} "
+                        f"({train / pd.Timedelta(days=1):,.4g} days) followed by a test window of at least 2 bars; "
+                        "shorten --train/--test or use more data")
     return splits
 
 
