@@ -8,6 +8,7 @@ here from the candles (stop levels, SMA crosses, CAGR by hand).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,86 @@ def test_walkforward_windows_in_months(run_cli, workdir: Path) -> None:
     for k, window in enumerate(doc["windows"]):  # test k starts at the first bar at or after start + 6 + 3k months
         boundary = index[0] + 6 * month + 3 * k * month
         assert pd.Timestamp(window["test_start"]) == index[index.searchsorted(boundary)]
+
+
+# ---------------------------------------------------------------- 2. verdicts in plain words
+
+
+def dsr_band(value: float | None) -> str:
+    if value is None:
+        return "undefined"
+    return "likely_real" if value >= 0.95 else "weak_evidence" if value >= 0.5 else "luck"
+
+
+def pbo_band(value: float | None) -> str:
+    if value is None:
+        return "undefined"
+    return "high" if value >= 0.5 else "moderate" if value >= 0.2 else "low"
+
+
+def test_verdict_texts() -> None:
+    from systrade.optimize.verdicts import dsr_verdict, efficiency_verdict, pbo_verdict
+
+    luck = dsr_verdict(0.02, 546)
+    assert luck.label == "luck"
+    assert luck.text == ("deflated Sharpe ratio 0.02: the best Sharpe is what luck alone would give with 546 trials; "
+                         "do not trust it")
+    assert dsr_verdict(0.7, 546).label == "weak_evidence" and dsr_verdict(0.97, 546).label == "likely_real"
+    assert dsr_verdict(math.nan, 546).label == "undefined"
+    pbo = pbo_verdict(0.27)
+    assert pbo.label == "moderate"
+    assert pbo.text.startswith("probability of backtest overfitting 0.27: the in-sample winner lands at or below the "
+                               "median out of sample in 27% of splits (0.5 would be chance)")
+    assert pbo_verdict(0.6).label == "high" and pbo_verdict(0.05).label == "low"
+    lost = efficiency_verdict(-0.23, oos_cagr=-1.2, is_cagr=5.2)
+    assert lost.label == "lost" and "-0.23" in lost.text and "lost money" in lost.text
+    assert efficiency_verdict(0.3, 1.5, 5.0).label == "weak" and efficiency_verdict(0.8, 4.0, 5.0).label == "robust"
+    assert efficiency_verdict(math.nan, 1.0, 0.0).label == "undefined"
+    assert efficiency_verdict(0.5, -1.0, -2.0).label == "in_sample_lost"
+    for verdict in (luck, pbo, lost):
+        assert verdict.to_dict()["thresholds"] and verdict.to_dict()["text"] == verdict.text
+
+
+def test_optimize_says_what_dsr_and_pbo_mean_in_terminal_json_and_report(run_cli, workdir: Path) -> None:
+    result = run_cli("optimize", "sma_cross", "--grid", "fast=5:20:5", "--grid", "slow=20:60:20", "--workers", "1",
+                     "--no-progress", "--json", "sweep.json", "--report", "sweep.html")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((workdir / "sweep.json").read_text())
+    verdicts = doc["verdicts"]
+    dsr, pbo = verdicts["deflated_sharpe"], verdicts["pbo"]
+    assert dsr["value"] == doc["deflated_sharpe"] and pbo["value"] == doc["pbo"]
+    assert dsr["verdict"] == dsr_band(doc["deflated_sharpe"])
+    assert dsr["thresholds"] == {"likely_real": 0.95, "weak_evidence": 0.5}
+    assert pbo["verdict"] == pbo_band(doc["pbo"]) and pbo["thresholds"] == {"moderate": 0.2, "chance": 0.5}
+    assert f"with {doc['combos']} trials" in dsr["text"]
+    assert f"in {round(doc['pbo'] * 100)}% of splits (0.5 would be chance)" in pbo["text"]
+    terminal = " ".join(result.stdout.split())
+    report = (workdir / "sweep.html").read_text()
+    for verdict in (dsr, pbo):
+        assert verdict["text"] in terminal
+        assert verdict["text"] in report.replace("&#x27;", "'")
+
+
+def test_walkforward_explains_dsr_pbo_and_efficiency(run_cli, workdir: Path) -> None:
+    result = run_cli("walkforward", "sma_cross", "--train", "120d", "--test", "60d", *GRID, "--workers", "1",
+                     "--no-progress", "--json", "wf.json", "--report", "wf.html")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((workdir / "wf.json").read_text())
+    verdicts = doc["verdicts"]
+    assert set(verdicts) == {"deflated_sharpe", "pbo", "efficiency"}
+    assert verdicts["deflated_sharpe"]["verdict"] == dsr_band(doc["deflated_sharpe"])
+    assert verdicts["pbo"]["verdict"] == pbo_band(doc["pbo"])
+    efficiency = verdicts["efficiency"]
+    oos, is_mean = doc["out_of_sample"]["cagr_pct"], doc["in_sample_mean"]["cagr_pct"]
+    assert doc["efficiency"] == pytest.approx(oos / is_mean)
+    expected = ("in_sample_lost" if is_mean < 0 else "lost" if oos < 0 else "weak" if oos / is_mean < 0.5
+                else "robust")
+    assert efficiency["verdict"] == expected and efficiency["thresholds"] == {"robust": 0.5}
+    assert efficiency["value"] == doc["efficiency"] and efficiency["text"].startswith("walk-forward efficiency ")
+    for window in doc["windows"]:
+        assert window["verdicts"]["deflated_sharpe"]["verdict"] == dsr_band(window["deflated_sharpe"])
+        assert window["verdicts"]["pbo"]["verdict"] == pbo_band(window["pbo"])
+    terminal = " ".join(result.stdout.split())
+    report = (workdir / "wf.html").read_text().replace("&#x27;", "'")
+    for verdict in verdicts.values():
+        assert verdict["text"] in terminal and verdict["text"] in report

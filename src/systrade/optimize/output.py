@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from rich.table import Table
@@ -10,6 +9,7 @@ from rich.table import Table
 from systrade.backtest.output import _fmt, clean
 from systrade.optimize.run import OptimizeResult
 from systrade.optimize.sweep import METRICS, Sweep
+from systrade.optimize.verdicts import Verdict, dsr_verdict, pbo_verdict
 
 TABLE_COLUMNS = (("total_return_pct", "return %"), ("sharpe", "sharpe"), ("sortino", "sortino"),
                  ("calmar", "calmar"), ("max_drawdown_pct", "max dd %"), ("profit_factor", "PF"),
@@ -21,11 +21,18 @@ def top_rows(sweep: Sweep, n: int) -> list[dict[str, Any]]:
     return [{"rank": i + 1, **sweep.row(int(k))} for i, k in enumerate(sweep.order[:max(n, 0)])]
 
 
+def luck_verdicts(stats: dict[str, Any], scope: str = "") -> dict[str, Verdict]:
+    """The DSR and PBO of a sweep (``sweep.luck``) in plain words (``optimize.verdicts``)."""
+    return {"deflated_sharpe": dsr_verdict(stats["deflated_sharpe"], stats["n_trials"], scope),
+            "pbo": pbo_verdict(stats["pbo"], scope)}
+
+
 def luck_fields(stats: dict[str, Any]) -> dict[str, Any]:
     return {
         "deflated_sharpe": stats["deflated_sharpe"],
         "pbo": stats["pbo"],
         "luck": {k: v for k, v in stats.items() if k not in ("deflated_sharpe", "pbo")},
+        "verdicts": {name: verdict.to_dict() for name, verdict in luck_verdicts(stats).items()},
     }
 
 
@@ -85,17 +92,5 @@ def top_table(sweep: Sweep, n: int, title: str) -> Table:
 
 
 def luck_lines(stats: dict[str, Any]) -> list[str]:
-    """Plain sentences for the terminal: how much of the best result may be luck."""
-    dsr, pbo = stats["deflated_sharpe"], stats["pbo"]
-    lines = []
-    if dsr is None or (isinstance(dsr, float) and math.isnan(dsr)):
-        lines.append("deflated Sharpe ratio: n/a (the best combination's returns have no defined Sharpe ratio)")
-    else:
-        lines.append(f"deflated Sharpe ratio: {dsr:.3f} (probability that the winner's true Sharpe beats the "
-                     f"best of {stats['n_trials']:,} skill-less trials; below 0.95 it is not significant)")
-    if pbo is None or (isinstance(pbo, float) and math.isnan(pbo)):
-        lines.append("probability of backtest overfitting: n/a (needs 2+ combinations and 17+ bars)")
-    else:
-        lines.append(f"probability of backtest overfitting (CSCV, {stats['pbo_blocks']} blocks): {pbo:.3f} "
-                     "(share of splits where the in-sample winner is below the out-of-sample median)")
-    return lines
+    """Plain sentences for the terminal and the report: how much of the best result may be luck."""
+    return [verdict.text for verdict in luck_verdicts(stats).values()]

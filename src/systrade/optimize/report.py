@@ -115,7 +115,8 @@ def render_walkforward_report(result) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from systrade.optimize.walkforward import SUMMARY_METRICS, walkforward_tables  # noqa: F401
+    from systrade.optimize.output import luck_verdicts
+    from systrade.optimize.walkforward import SUMMARY_METRICS
 
     frame = result.candles.frame
     equity = result.oos_equity
@@ -140,8 +141,8 @@ def render_walkforward_report(result) -> str:
         f"<td>{index[w.split.stop - 1].date()}</td>"
         + "".join(f"<td>{html.escape(str(w.params[n]))}</td>" for n in names)
         + f"<td>{_fmt(w.in_sample.get(key))}</td><td>{_fmt(w.out_of_sample.get(key))}</td>"
-          f"<td>{_fmt(w.out_of_sample.get('total_return_pct'))}</td><td>{_fmt(w.luck['deflated_sharpe'])}</td>"
-          f"<td>{_fmt(w.luck['pbo'])}</td></tr>"
+          f"<td>{_fmt(w.out_of_sample.get('total_return_pct'))}</td>"
+        + "".join(f"<td>{html.escape(v.short())}</td>" for v in luck_verdicts(w.luck).values()) + "</tr>"
         for i, w in enumerate(result.windows, 1))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in
                    ["#", "train from", "test from", "test to", *names, f"IS {key}", f"OOS {key}", "OOS return %",

@@ -29,8 +29,10 @@ from systrade.config import Settings
 from systrade.data.load import Candles
 from systrade.durations import duration_text, parse_duration
 from systrade.errors import UserError
+from systrade.optimize.output import luck_verdicts
 from systrade.optimize.run import SweepOptions, SweepSession
 from systrade.optimize.sweep import METRICS, Detail, Window, detail, luck
+from systrade.optimize.verdicts import Verdict, efficiency_verdict
 
 SUMMARY_METRICS = ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
                    "win_rate_pct", "profit_factor", "total_trades")
@@ -107,18 +109,26 @@ class WalkForwardResult:
     elapsed_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def verdicts(self) -> dict[str, Verdict]:
+        """The mean DSR and PBO over the windows and the walk-forward efficiency, in plain words."""
+        scope = f" (mean over {len(self.windows)} windows)"
+        stats = {"deflated_sharpe": _mean([w.luck["deflated_sharpe"] for w in self.windows]),
+                 "pbo": _mean([w.luck["pbo"] for w in self.windows]), "n_trials": self.windows[0].combos}
+        return {**luck_verdicts(stats, scope),
+                "efficiency": efficiency_verdict(self.stability["efficiency"], self.oos_metrics.get("cagr_pct"),
+                                                 self.in_sample_mean.get("cagr_pct"))}
+
     def summary_lines(self) -> list[str]:
         key = METRICS[self.metric]
-        dsr = _mean([w.luck["deflated_sharpe"] for w in self.windows])
-        pbo = _mean([w.luck["pbo"] for w in self.windows])
+        verdicts = self.verdicts()
         lines = [
             f"{len(self.windows)} windows; out-of-sample {key}: {_fmt(self.oos_metrics.get(key))} "
             f"(stitched), in-sample mean: {_fmt(self.in_sample_mean.get(key))}",
             f"out-of-sample return {_fmt(self.oos_metrics['total_return_pct'], '%')}, max drawdown "
-            f"{_fmt(self.oos_metrics['max_drawdown_pct'], '%')}; walk-forward efficiency (OOS CAGR / mean IS CAGR): "
-            f"{_fmt(self.stability['efficiency'])}",
-            f"deflated Sharpe ratio (mean over windows): {_fmt(dsr)}; probability of backtest overfitting "
-            f"(mean over windows): {_fmt(pbo)}",
+            f"{_fmt(self.oos_metrics['max_drawdown_pct'], '%')}",
+            verdicts["efficiency"].text,
+            verdicts["deflated_sharpe"].text,
+            verdicts["pbo"].text,
         ]
         for name, info in self.stability["params"].items():
             lines.append(f"param {name}: {info['distinct']} distinct value(s) in {len(self.windows)} windows, "
@@ -211,6 +221,7 @@ def walkforward_payload(result: WalkForwardResult) -> dict[str, Any]:
             "combos": w.combos, "params": w.params,
             "in_sample": w.in_sample, "out_of_sample": w.out_of_sample,
             "deflated_sharpe": w.luck["deflated_sharpe"], "pbo": w.luck["pbo"],
+            "verdicts": {name: v.to_dict() for name, v in luck_verdicts(w.luck).items()},
         })
     session = result.session
     payload = {
@@ -228,6 +239,7 @@ def walkforward_payload(result: WalkForwardResult) -> dict[str, Any]:
         "efficiency": result.stability["efficiency"],
         "deflated_sharpe": _mean([w.luck["deflated_sharpe"] for w in result.windows]),
         "pbo": _mean([w.luck["pbo"] for w in result.windows]),
+        "verdicts": {name: v.to_dict() for name, v in result.verdicts().items()},
         "oos_equity": {"time": list(result.oos_equity.index), "equity": result.oos_equity.to_list()},
         "elapsed_s": result.elapsed_s,
         "initial_cash": session.prepared.cash,
@@ -252,7 +264,7 @@ def walkforward_tables(result: WalkForwardResult) -> list[Table]:
         windows.add_row(str(number), str(index[w.split.test_start].date()), str(index[w.split.stop - 1].date()),
                         *[str(w.params[n]) for n in names], _fmt(w.in_sample.get(key)),
                         _fmt(w.out_of_sample.get(key)), _fmt(w.out_of_sample.get("total_return_pct")),
-                        _fmt(w.luck["deflated_sharpe"]), _fmt(w.luck["pbo"]))
+                        *[v.short() for v in luck_verdicts(w.luck).values()])
     summary = Table(title="in-sample (mean over windows) vs out-of-sample (stitched)")
     summary.add_column("metric")
     summary.add_column("in-sample", justify="right")
