@@ -72,3 +72,23 @@ def stepped_candles(prices: list[float], start: pd.Timestamp, freq: str = "1min"
     index = pd.date_range(start, periods=len(prices), freq=freq, tz="UTC", unit="ns")
     price = np.asarray(prices, dtype=float)
     return pd.DataFrame({"open": price, "high": price, "low": price, "close": price, "volume": 10.0}, index=index)
+
+
+ALWAYS_LONG = '''import pandas as pd
+
+from systrade import Signals, Strategy
+
+
+class AlwaysLong(Strategy):
+    """Long on every candle: the position it should hold is never in doubt."""
+
+    def signals(self, data):
+        return Signals(entries=pd.Series(True, index=data.index), exits=pd.Series(False, index=data.index))
+'''
+
+
+def always_long(folder: Path) -> str:
+    """Write the always-long strategy into ``folder``; its path, for a bot's ``strategy``."""
+    path = folder / "always_long.py"
+    path.write_text(ALWAYS_LONG)
+    return str(path)

@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from systrade.backtest.options import BacktestOptions
@@ -24,9 +25,14 @@ def run(
     allow_lookahead: bool = typer.Option(False, "--allow-lookahead",
                                          help="Start bots whose strategy fails the lookahead check anyway."),
 ) -> None:
-    """Start the daemon: one scheduled job per bot, at every candle close."""
+    """Start the daemon: one scheduled job per bot, at every candle close.
+
+    Exit codes: 2 for a configuration mistake (unknown symbol or timeframe, another daemon holding the ledger,
+    ...; nothing is written), 1 when a tick failed (--once), the exchange could not be reached at start or the
+    ledger failed while running (one error line in the log), 0 otherwise.
+    """
     from systrade.checks.preflight import preflight
-    from systrade.live.daemon import build_runners, run_forever, run_once
+    from systrade.live.daemon import run_daemon
     from systrade.live.logs import setup_logging
 
     config = settings()
@@ -41,22 +47,35 @@ def run(
                   "backtest; fix it (`systrade check lookahead`) or pass --allow-lookahead", highlight=False)
         raise typer.Exit(1)
     setup_logging(log_json)
-    _, runners = build_runners(config, warmups={c.bot: c.warmup for c in checks})
-    if once:
-        run_once(runners)
-        return
-    run_forever(runners, config.paper.tick_delay_seconds)
+    code = run_daemon(config, warmups={c.bot: c.warmup for c in checks}, once=once)
+    if code:
+        raise typer.Exit(code)
+
+
+def _existing_ledger(url: str, write: bool = False):
+    """The ledger at ``url`` if it exists (a missing one is a ``UserError`` naming where it was looked for; nothing
+    is created); ``write``: it must also be writable. A ledger that cannot be read is one error line, exit 1."""
+    from systrade.cli import err
+    from systrade.live.ledger import Ledger, LedgerFailure
+    from systrade.live.lock import check_writable
+
+    if write:
+        check_writable(url)
+    try:
+        return Ledger(url, create=False)
+    except LedgerFailure as failure:
+        err.print(f"[bold red]error:[/] {escape(str(failure))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 @group.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON (schema in the README).")) -> None:
     """Equity, cash, balances and each bot's capital, cash, equity, profit, fees, position and halt state."""
-    from systrade.live.ledger import Ledger
     from systrade.live.status import last_prices
     from systrade.live.status import status as build
 
     config = settings()
-    ledger = Ledger(config.paper.database)
+    ledger = _existing_ledger(config.paper.database)
     quote = next(iter(config.paper.balances), "USDT")
     report = build(ledger, quote, last_prices(ledger))
     if as_json:
@@ -87,35 +106,31 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON (schem
 @group.command("trades")
 def trades(as_json: bool = typer.Option(False, "--json", help="Print JSON (schema in the README).")) -> None:
     """Every paper fill."""
-    from systrade.live.ledger import Ledger
     from systrade.live.status import trades as build
 
-    fills = build(Ledger(settings().paper.database))
+    fills = build(_existing_ledger(settings().paper.database))
     if as_json:
         print(json.dumps(fills, indent=2))
         return
-    table = Table("time", "bot", "symbol", "side", "amount", "price", "fee", "bar", "client order id")
+    table = Table("time", "bot", "symbol", "side", "amount", "price", "fee", "bar", "exit", "client order id")
     for f in fills:
         table.add_row(f["time"], f["bot"], f["symbol"], f["side"], f"{f['amount']:.8g}", f"{f['price']:.8g}",
-                      f"{f['fee']:.8g} {f['fee_currency']}", f["bar_time"], f["client_order_id"])
+                      f"{f['fee']:.8g} {f['fee_currency']}", f["bar_time"], f["exit_reason"] or "-",
+                      f["client_order_id"])
     out.print(table)
 
 
 @group.command("halt")
 def halt(bot: str | None = typer.Argument(None, help="Bot name (default: every bot).")) -> None:
     """Stop a bot from trading until resumed (persists across restarts)."""
-    from systrade.live.ledger import Ledger
-
-    names = Ledger(settings().paper.database).set_halted(bot, True, "halted by user")
+    names = _existing_ledger(settings().paper.database, write=True).set_halted(bot, True, "halted by user")
     out.print(f"halted: {', '.join(names) or 'no bots in the ledger'}", highlight=False)
 
 
 @group.command("resume")
 def resume(bot: str | None = typer.Argument(None, help="Bot name (default: every bot).")) -> None:
     """Let a halted bot trade again."""
-    from systrade.live.ledger import Ledger
-
-    names = Ledger(settings().paper.database).set_halted(bot, False)
+    names = _existing_ledger(settings().paper.database, write=True).set_halted(bot, False)
     out.print(f"resumed: {', '.join(names) or 'no bots in the ledger'}", highlight=False)
 
 

@@ -1,62 +1,138 @@
-"""The paper-trading daemon: one APScheduler job per bot, fired just after each candle closes.
+"""The paper-trading daemon: one APScheduler job per bot, fired just after each candle close.
+
+Before anything is written, every bot is checked: its strategy, its timeframe, and its market on the venue
+(``load_markets``: an unknown symbol or timeframe is refused with the closest valid names). Then the daemon
+takes the ledger's lock (one daemon per ledger, ``systrade.live.lock``) and keeps it for its whole life.
 
 Exchange trouble never stops it: a tick that still fails after the retry policy is skipped and the
-next candle catches up; one bot's exception never touches another bot. SIGINT/SIGTERM let the
-running ticks finish, then the daemon exits 0.
+next candle catches up; one bot's exception never touches another bot. The ledger failing does stop it
+(``LedgerFailure``: its file deleted, replaced or read-only, the disk full, an I/O error): one error line is
+logged and the daemon exits 1 rather than trade on without its books. SIGINT/SIGTERM let the running ticks
+finish, then the daemon exits 0.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from systrade.config import Settings, allocate_capital
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
-from systrade.exchange import RetryPolicy, TransientDataError, create_exchange, describe_error, is_retryable
+from systrade.exchange import (
+    RetryPolicy,
+    TransientDataError,
+    call_with_retry,
+    check_market,
+    create_exchange,
+    describe_error,
+    is_retryable,
+)
 from systrade.live.broker import PaperBroker, SandboxBroker
-from systrade.live.ledger import Ledger
+from systrade.live.ledger import Ledger, LedgerFailure
 from systrade.live.market import MarketData
 from systrade.live.runner import BotRunner, TickResult
-from systrade.strategy import load_strategy
+from systrade.strategy import StrategyRef, load_strategy
 
 log = logging.getLogger("systrade.paper")
 
 
-def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
-                  clock: Callable[[], datetime] | None = None) -> tuple[Ledger, list[BotRunner]]:
-    """Open the ledger and make one runner per configured bot (validating everything first).
+class StartFailure(Exception):
+    """The daemon could not start for a reason that is not the user's (the exchange unreachable)."""
 
-    ``warmups`` (bot name -> measured warmup, from ``preflight``) sets how many candles each tick fetches
-    when the bot does not say (``candles``): the larger of it and the strategy's declared warmup, plus 250.
-    Each bot gets its capital (``config.allocate_capital`` against the ledger's starting balances);
-    ``clock`` gives the runners' "now" (default: the system clock).
-    """
+
+@dataclass
+class Prepared:
+    """What every bot needs, checked before the ledger is touched: strategies and one checked client per exchange."""
+
+    refs: dict[str, StrategyRef]
+    clients: dict[str, Any]
+    policy: RetryPolicy
+
+
+def prepare(settings: Settings, schedule: bool = False) -> Prepared:
+    """Check every configured bot without writing anything: its strategy loads, its timeframe parses (and, with
+    ``schedule``, can be scheduled), the sandbox has keys, and its exchange lists its symbol and serves its
+    timeframe. User mistakes raise ``UserError``; an exchange that cannot be reached raises ``StartFailure``."""
     paper = settings.paper
     if not paper.bots:
         raise UserError("no bots configured; add [[paper.bots]] tables to systrade.toml (see the README)")
     refs = {bot.name: load_strategy(bot.strategy, settings.strategies.folders) for bot in paper.bots}
     for bot in paper.bots:
         timeframe_seconds(bot.timeframe)
-    ledger = Ledger(paper.database)
-    ledger.ensure_account(paper.balances)
-    capitals = bot_capitals(settings, ledger)
+        if schedule:
+            cron_fields(bot.timeframe, paper.tick_delay_seconds)
     policy = RetryPolicy(**settings.network.model_dump())
-    clients: dict[str, object] = {}
-    runners = []
+    clients: dict[str, Any] = {}
     for bot in paper.bots:
         if bot.exchange not in clients:
             client = create_exchange(bot.exchange, settings, with_secrets=paper.mode == "sandbox")
             if paper.mode == "sandbox":
                 _enable_sandbox(client, bot.exchange)
             clients[bot.exchange] = client
-        client = clients[bot.exchange]
-        market = MarketData(client, policy)
-        broker = SandboxBroker(client, policy) if paper.mode == "sandbox" else PaperBroker(market)
-        runners.append(BotRunner(bot, refs[bot.name], ledger, market, broker,
+    for exchange_id, client in clients.items():
+        _load_markets(client, exchange_id, policy)
+    for bot in paper.bots:
+        try:
+            check_market(clients[bot.exchange], bot.exchange, bot.symbol, bot.timeframe)
+        except UserError as error:
+            raise UserError(f"bot {bot.name}: {error}") from None
+    return Prepared(refs, clients, policy)
+
+
+def _load_markets(client, exchange_id: str, policy: RetryPolicy) -> None:
+    import ccxt
+
+    def load() -> dict:
+        markets = client.load_markets()
+        if not markets:
+            raise TransientDataError("the exchange returned no markets")
+        return markets
+
+    try:
+        call_with_retry(load, policy, "loading markets")
+    except ccxt.AuthenticationError as error:
+        raise UserError(f"{exchange_id} refused the credentials while loading markets "
+                        f"({describe_error(error, exchange_id)}); check SYSTRADE_{exchange_id.upper()}_API_KEY/"
+                        "_SECRET") from None
+    except Exception as error:
+        if is_retryable(error) or isinstance(error, TransientDataError):
+            raise StartFailure(f"{exchange_id} could not be reached to check the bots' markets after "
+                               f"{policy.retries} retries ({describe_error(error, exchange_id)}); nothing was "
+                               "started: try again when it answers") from None
+        raise
+
+
+def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
+                  clock: Callable[[], datetime] | None = None, prepared: Prepared | None = None,
+                  ledger: Ledger | None = None) -> tuple[Ledger, list[BotRunner]]:
+    """Open the ledger and make one runner per configured bot (validating everything first).
+
+    ``warmups`` (bot name -> measured warmup, from ``preflight``) sets how many candles each tick fetches
+    when the bot does not say (``candles``): the larger of it and the strategy's declared warmup, plus 250.
+    Each bot gets its capital (``config.allocate_capital`` against the ledger's starting balances);
+    ``clock`` gives the runners' "now" (default: the system clock). ``prepared`` is ``prepare``'s checked
+    result (made here when not given); ``ledger`` an open ledger (the daemon's, under its lock; default: opened
+    from the config, created if new).
+    """
+    paper = settings.paper
+    prepared = prepared or prepare(settings)
+    ledger = ledger or Ledger(paper.database)
+    ledger.check_markets_kept([(bot.name, bot.exchange, bot.symbol) for bot in paper.bots])
+    ledger.ensure_account(paper.balances)
+    capitals = bot_capitals(settings, ledger)
+    runners = []
+    for bot in paper.bots:
+        client = prepared.clients[bot.exchange]
+        market = MarketData(client, prepared.policy)
+        broker = SandboxBroker(client, prepared.policy) if paper.mode == "sandbox" else PaperBroker(market)
+        runners.append(BotRunner(bot, prepared.refs[bot.name], ledger, market, broker,
                                  warmup=(warmups or {}).get(bot.name), clock=clock, capital=capitals.get(bot.name)))
     return ledger, runners
 
@@ -86,10 +162,16 @@ def _enable_sandbox(client, exchange_id: str) -> None:
 
 
 def safe_tick(runner: BotRunner) -> TickResult:
-    """A tick that never raises: exchange failures skip the bar, bugs are logged with their traceback."""
+    """A tick that raises only ``LedgerFailure``: exchange failures skip the bar, bugs are logged with their
+    traceback (both give a result with ``failed`` set), and a ledger that can no longer be written stops the
+    daemon. The ledger's file is checked before the tick starts."""
+    runner.ledger.check()
     try:
         result = runner.tick()
     except Exception as error:
+        failure = runner.ledger.storage_failure(error)
+        if failure is not None:
+            raise failure from error
         if is_retryable(error) or isinstance(error, TransientDataError):
             reason = describe_error(error, runner.settings.exchange)
             message = f"exchange unavailable after retries, tick skipped: {reason}"
@@ -102,17 +184,56 @@ def safe_tick(runner: BotRunner) -> TickResult:
         try:
             runner.ledger.record_tick(runner.name, None, outcome, message)
             runner.ledger.record(outcome, message, runner.name)
-        except Exception:  # the ledger itself failing must not kill the daemon either
+        except Exception as record_error:  # an exchange or strategy failure never stops the daemon; the ledger does
+            failure = runner.ledger.storage_failure(record_error)
+            if failure is not None:
+                raise failure from record_error
             log.exception("%s: could not record the failed tick", runner.name)
-        return TickResult(runner.name, outcome, message=message)
+        return TickResult(runner.name, outcome, message=message, failed=True)
     if result.outcome not in ("no-new-bar",):
         log.info("%s: %s %s %s", runner.name, result.outcome, result.bar_time or "", result.message)
     return result
 
 
 def run_once(runners: list[BotRunner]) -> list[TickResult]:
-    """One tick of every bot, now."""
+    """One tick of every bot, now (``LedgerFailure`` stops it at once)."""
     return [safe_tick(runner) for runner in runners]
+
+
+def run_daemon(settings: Settings, warmups: dict[str, int] | None = None, once: bool = False) -> int:
+    """``systrade paper run``: check every bot, take the ledger's lock, then tick every bot once (``once``) or run
+    the schedule until a signal. Returns the exit code: 0, or 1 when a tick failed (``once``), the exchange
+    could not be reached to check the bots, or the ledger failed (one error line each). User mistakes
+    (including another daemon holding the ledger) raise ``UserError`` before anything is written."""
+    from systrade.live.lock import check_writable, locked_ledger
+
+    check_writable(settings.paper.database)
+    try:
+        prepared = prepare(settings, schedule=not once)
+    except StartFailure as error:
+        log.error("%s", error)
+        return 1
+    try:
+        with locked_ledger(settings.paper.database) as ledger:
+            try:
+                _, runners = build_runners(settings, warmups, prepared=prepared, ledger=ledger)
+                if not once:
+                    run_forever(runners, settings.paper.tick_delay_seconds)
+                    return 0
+                failed = [result.bot for result in run_once(runners) if result.failed]
+            except Exception as error:  # the ledger failing at start is a ledger failure too
+                failure = ledger.storage_failure(error)
+                if failure is None:
+                    raise
+                raise failure from error
+    except LedgerFailure as failure:
+        log.error("%s; the daemon stopped", failure)
+        return 1
+    if failed:
+        log.error("paper run --once: the tick failed for %s %s (see above)", "bot" if len(failed) == 1 else "bots",
+                  ", ".join(failed))
+        return 1
+    return 0
 
 
 def cron_fields(timeframe: str, delay: int) -> dict:
@@ -134,26 +255,53 @@ def cron_fields(timeframe: str, delay: int) -> dict:
 
 
 def run_forever(runners: list[BotRunner], delay: int) -> None:
-    """Schedule every bot and block until SIGINT/SIGTERM, then let running ticks finish."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    """Schedule every bot and block until SIGINT/SIGTERM, then let running ticks finish.
+
+    A ``LedgerFailure`` in any tick stops the schedule too: no further tick starts, the running ones finish,
+    and the failure is raised.
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
-    scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    stop = threading.Event()
+    failures: list[LedgerFailure] = []
+    guard = threading.Lock()
+
+    def job(runner: BotRunner) -> None:
+        if stop.is_set():
+            return
+        try:
+            safe_tick(runner)
+        except LedgerFailure as failure:
+            with guard:
+                failures.append(failure)
+            stop.set()
+
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     for runner in runners:
         seconds = timeframe_seconds(runner.settings.timeframe)
-        scheduler.add_job(safe_tick, CronTrigger(timezone="UTC", **cron_fields(runner.settings.timeframe, delay)),
+        scheduler.add_job(job, CronTrigger(timezone="UTC", **cron_fields(runner.settings.timeframe, delay)),
                           args=[runner], id=runner.name, name=runner.name,
                           misfire_grace_time=max(1, seconds // 2))
         log.info("%s: scheduled %s %s %s every %s", runner.name, runner.strategy.strategy_name(),
                  runner.settings.exchange, runner.settings.symbol, runner.settings.timeframe)
 
-    def stop(signum, _frame) -> None:
+    def on_signal(signum, _frame) -> None:
         log.info("signal %s: finishing running ticks, then stopping", signal.Signals(signum).name)
-        scheduler.shutdown(wait=True)
+        stop.set()
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for runner in runners:  # catch up on start: process the newest closed candle now
-        safe_tick(runner)
-    scheduler.start()
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for runner in runners:  # catch up on start: process the newest closed candle now
+            job(runner)
+        if not stop.is_set():
+            scheduler.start()
+            while not stop.wait(1.0):  # the main thread stays free to take the signals
+                pass
+            scheduler.shutdown(wait=True)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if failures:
+        raise failures[0]
     log.info("daemon stopped")

@@ -4,12 +4,17 @@ Every state change of a tick is one transaction, so a crash never leaves a fill 
 balance change. Orders carry a client order id derived from bot and bar time, unique in the
 table: a restart, a repeated tick or a retried request can never create a second order for a bar.
 SQLite runs in WAL mode so status commands can read while the daemon writes.
+
+A SQLite ledger's file is checked before every commit (``Ledger.check``): deleted, replaced by another
+file or made read-only, it raises ``LedgerFailure`` instead of committing into a file nobody will read.
+Commands that only read (or halt and resume) open an existing ledger and never create one.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,6 +119,17 @@ class Balance(Base):
     initial: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class Lease(Base):
+    """Which process may run the daemon on a server database (see ``systrade.live.lock.LeaseLock``)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(30), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))  # unique per process: host, pid and a random token
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    beat: Mapped[float] = mapped_column(Float)  # the holder's last heartbeat, seconds since the epoch
+
+
 class Event(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -151,13 +167,56 @@ def client_order_id(bot: str, bar_time: datetime, kind: str = "") -> str:
     return f"st{digest}-{int(as_utc(bar_time).timestamp() * 1000)}{kind}"
 
 
-class Ledger:
-    """Access to the ledger database; one short transaction per state change."""
+class LedgerFailure(Exception):
+    """The ledger cannot be written any more (its file deleted, replaced or read-only, the disk full, an I/O
+    error, another daemon took it over): the daemon must stop rather than carry on without its books."""
 
-    def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))
-            path.parent.mkdir(parents=True, exist_ok=True)
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite ledger's file; None for other databases and in-memory SQLite."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:" \
+            or parsed.database.startswith("file:"):
+        return None
+    return Path(os.path.abspath(parsed.database))
+
+
+def describe_url(url: str) -> str:
+    """Where a ledger lives, for messages: its file, else its URL without the password."""
+    from sqlalchemy.engine import make_url
+
+    path = sqlite_file(url)
+    if path is not None:
+        return str(path)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the configured database"
+
+
+class Ledger:
+    """Access to the ledger database; one short transaction per state change.
+
+    ``create=False`` opens an existing ledger only (read-only commands, halt and resume): a missing one is a
+    ``UserError`` naming where it was looked for, and nothing is created.
+    """
+
+    def __init__(self, url: str, create: bool = True) -> None:
+        self.url = url
+        self.path = sqlite_file(url)
+        self.where = describe_url(url)
+        self.guards: list[Callable[[], str | None]] = []  # more checks before each commit (the daemon's lock)
+        if self.path is not None:
+            if not create and not self.path.is_file():
+                raise _no_ledger(self.where)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.engine: Engine = create_engine(url)
         except Exception as exc:
@@ -165,15 +224,68 @@ class Ledger:
                 from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        try:
+            if create:
+                Base.metadata.create_all(self.engine)
+            else:
+                from sqlalchemy import inspect
+
+                if not inspect(self.engine).has_table(Bot.__tablename__):
+                    self.engine.dispose()
+                    raise _no_ledger(self.where)
+            _add_missing_columns(self.engine)
+        except Exception as error:
+            failure = self.storage_failure(error)
+            if failure is None:
+                raise
+            self.engine.dispose()
+            raise failure from error
+        self._identity = _file_identity(self.path) if self.path is not None else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def check(self) -> None:
+        """Raise ``LedgerFailure`` when the ledger can no longer be written: its file deleted, replaced by another
+        file or made read-only since it was opened (or a guard, such as the daemon's lock, failing)."""
+        if self.path is not None:
+            try:
+                identity = _file_identity(self.path)
+            except FileNotFoundError:
+                raise LedgerFailure(f"the ledger file {self.path} was deleted while the daemon ran (nothing more "
+                                    "is written into the deleted file); restore it from a backup, or move the "
+                                    "ledger aside and start afresh") from None
+            if identity != self._identity:
+                raise LedgerFailure(f"the ledger file {self.path} was replaced by another file while the daemon "
+                                    "ran (the daemon's books are in the file it opened); put the ledger back and "
+                                    "start the daemon again")
+            if not writable(self.path):
+                raise LedgerFailure(f"the ledger file {self.path} became read-only while the daemon ran; make it "
+                                    f"writable (chmod u+w {self.path}) and start the daemon again")
+        for guard in self.guards:
+            problem = guard()
+            if problem:
+                raise LedgerFailure(problem)
+
+    def storage_failure(self, error: BaseException) -> LedgerFailure | None:
+        """``error`` as a ``LedgerFailure`` when it means the ledger cannot be written (disk full, I/O error,
+        read-only or corrupt database); None for anything a later tick can get past (a busy database, a dropped
+        server connection, a constraint, any error not from the database)."""
+        from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
+        if isinstance(error, LedgerFailure):
+            return error
+        if not isinstance(error, DBAPIError) or isinstance(error, (IntegrityError, DataError)):
+            return None
+        text = " ".join(str(error.orig).split())
+        if error.connection_invalidated or "locked" in text or "busy" in text.lower():
+            return None
+        return LedgerFailure(f"the ledger {self.where} cannot be written: {text}")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose changes commit together or not at all."""
+        """A session whose changes commit together or not at all (never into a deleted or replaced file)."""
         with self._sessions() as session, session.begin():
             yield session
+            self.check()
 
     def ensure_account(self, balances: dict[str, float]) -> None:
         """Create the starting balances once; later runs keep what the ledger holds."""
@@ -193,9 +305,7 @@ class Ledger:
                 s.add(Bot(name=name, strategy=strategy, exchange=exchange, symbol=symbol, timeframe=timeframe,
                           position=0.0, halted=False, day_cash_flow=0.0, capital=capital, cash=capital))
                 return
-            if (bot.exchange, bot.symbol) != (exchange, symbol) and bot.position != 0:
-                raise UserError(f"bot {name} holds {bot.position} {bot.symbol} on {bot.exchange} but is now configured "
-                                f"for {symbol} on {exchange}; close the position or use a new bot name")
+            _check_market_kept(bot, exchange, symbol)
             bot.strategy, bot.exchange, bot.symbol, bot.timeframe = strategy, exchange, symbol, timeframe
             if bot.capital is None:
                 bot.capital, bot.cash = capital, capital + _cash_flow_of_fills(s, name)
@@ -208,6 +318,14 @@ class Ledger:
                                     f"{capital - bot.capital:,.8g}"))
                 bot.cash = (bot.cash or 0.0) + capital - bot.capital
                 bot.capital = capital
+
+    def check_markets_kept(self, bots: list[tuple[str, str, str]]) -> None:
+        """Refuse (``UserError``) a bot ``(name, exchange, symbol)`` whose ledger row holds a position in another
+        market: checked for every bot before any is written."""
+        for name, exchange, symbol in bots:
+            bot = self.bot(name)
+            if bot is not None:
+                _check_market_kept(bot, exchange, symbol)
 
     def balances(self) -> dict[str, float]:
         with self._sessions() as s:
@@ -232,6 +350,7 @@ class Ledger:
             connection.execute(_MARK_BAR, {"b_name": name, "b_bar": bar})
             connection.execute(_ADD_TICK, {"bot": name, "bar_time": bar, "time": utcnow(), "outcome": outcome,
                                            "message": message[:500]})
+            self.check()
 
     def bots(self) -> list[Bot]:
         with self._sessions() as s:
@@ -272,6 +391,27 @@ class Ledger:
                 s.add(Event(time=utcnow(), bot=bot.name, kind="halt" if halted else "resume",
                             message=reason or ("halted by user" if halted else "resumed by user")))
             return [b.name for b in bots]
+
+
+def _check_market_kept(bot: Bot, exchange: str, symbol: str) -> None:
+    if (bot.exchange, bot.symbol) != (exchange, symbol) and bot.position != 0:
+        raise UserError(f"bot {bot.name} holds {bot.position} {bot.symbol} on {bot.exchange} but is now configured "
+                        f"for {symbol} on {exchange}; close the position or use a new bot name")
+
+
+def _no_ledger(where: str) -> UserError:
+    return UserError(f"no paper ledger at {where} yet ([paper] database); `systrade paper run` creates it")
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def writable(path: Path) -> bool:
+    """False for a file this process may not write, or one without any write permission (``chmod a-w``: a
+    refusal meant for everyone, honoured even by root)."""
+    return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & 0o222)
 
 
 def _cash_flow_of_fills(s: Session, bot: str) -> float:

@@ -18,7 +18,10 @@ account's balances (which stay the sum of truth).
 
 The order's client order id is derived from bot and bar, written as an intent before the broker is called,
 and completed in one transaction with the fill: a crash, a repeated tick or a restart cannot place it twice.
-A halted bot opens nothing, but its stops and exits still execute.
+A tick completes every intent left before it (by a crash or a failed tick) before it reads the bot's position
+or cash, so it never decides from a position that an order already in flight is about to change. A fill is
+logged only once its transaction has committed. A halted bot opens nothing, but its stops and exits still
+execute.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules, params_vector, res
 from systrade.strategy import Strategy, StrategyRef, build_strategy, call_signals
 
 log = logging.getLogger("systrade.paper")
-ACCOUNT_LOCK = threading.Lock()  # bots share one account's balances: size and fill one order at a time
+# Bots share one account's balances: size and fill one order at a time (re-entrant: a tick holding it may
+# complete an intent it meets on the way).
+ACCOUNT_LOCK = threading.RLock()
 DEFAULT_HISTORY = 250
 LISTED_MISSED = 5  # a missed-candles message lists every bar up to this many, else the first and the last
 
@@ -57,6 +62,7 @@ class TickResult:
     outcome: str
     bar_time: datetime | None = None
     message: str = ""
+    failed: bool = False  # the tick raised (exchange unavailable after retries, or a bug): the bar was not processed
 
 
 class BotRunner:
@@ -199,7 +205,9 @@ class BotRunner:
 
     def settle_stops(self) -> bool:
         """Check the newest closed bars for stop exits without acting on signals (a replay's last bar)."""
-        state = self.ledger.bot_state(self.name)
+        if self._reconcile_due:
+            self.reconcile()
+        state = self.ledger.bot_state(self.name)  # after reconcile, as in ``tick``
         if not self.has_stops:
             return False
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
@@ -296,12 +304,13 @@ class BotRunner:
                     order.status, order.reason = "rejected", execution.reason
                     self.ledger.record("rejected", f"{kind} {order.side} {order.amount:.10g}: {execution.reason}",
                                        self.name, s)
-                    log.warning("%s: %s exit rejected: %s", self.name, kind, execution.reason)
+                    done = (logging.WARNING, f"{self.name}: {kind} exit rejected: {execution.reason}")
                 else:
-                    self._book_fill(s, order, bot, execution, fee_quote, fill_time=bar)
+                    done = (logging.INFO, self._book_fill(s, order, bot, execution, fee_quote, fill_time=bar))
                 s.add(Tick(bot=self.name, bar_time=bar, time=utcnow(), outcome=kind, message=execution.reason))
         except IntegrityError:  # recorded already (a repeated tick)
             return False
+        log.log(*done)  # only now: the log never reports a fill that was rolled back
         return execution.status == "filled"
 
     # ------------------------------------------------------------------ orders
@@ -418,13 +427,14 @@ class BotRunner:
                 order.status, order.reason = "rejected", execution.reason
                 self.ledger.record("rejected", f"{order.side} {order.amount:.10g} {order.symbol}: {execution.reason}",
                                    self.name, s)
-                log.warning("%s: order rejected: %s", self.name, execution.reason)
+                done = (logging.WARNING, f"{self.name}: order rejected: {execution.reason}")
             else:
-                self._book_fill(s, order, bot, execution, fee_quote)
+                done = (logging.INFO, self._book_fill(s, order, bot, execution, fee_quote))
             if bot.last_bar is None or as_utc(bot.last_bar) < bar:
                 bot.last_bar = bar
             s.add(Tick(bot=self.name, bar_time=bar, time=utcnow(), outcome=order.status,
                        message=(execution.reason or order.reason or "")[:500]))
+        log.log(*done)  # only now: the log never reports a fill that was rolled back
 
     def _fee_in_quote(self, execution: Execution) -> float:
         """The fee's value in the quote currency at fill time, paid in quote, base or a third currency (BNB).
@@ -449,8 +459,9 @@ class BotRunner:
         return execution.fee * price
 
     def _book_fill(self, s, order: Order, bot: Bot, execution: Execution, fee_quote: float,
-                   fill_time: datetime | None = None) -> None:
-        """Book a fill on the account (every currency it touches) and on the bot (position and cash).
+                   fill_time: datetime | None = None) -> str:
+        """Book a fill on the account (every currency it touches) and on the bot (position and cash); the line to
+        log once the transaction has committed.
 
         A fee is counted once: in quote it leaves the cash, in base it leaves the position, in a third currency
         its quote value (``fee_quote``) leaves the bot's cash while the account pays it from that currency.
@@ -483,8 +494,8 @@ class BotRunner:
                    side=order.side, amount=execution.amount, price=execution.price, fee=execution.fee,
                    fee_currency=currency, fee_quote=fee_quote, bar_time=order.bar_time,
                    time=fill_time or self.clock()))
-        log.info("%s: %s %s %.10g @ %.10g fee %.10g (%s)", self.name, order.action, order.side, execution.amount,
-                 execution.price, execution.fee, order.client_order_id)
+        return (f"{self.name}: {order.action} {order.side} {execution.amount:.10g} @ {execution.price:.10g} "
+                f"fee {execution.fee:.10g} ({order.client_order_id})")
 
     @staticmethod
     def _add_balance(s, asset: str, delta: float) -> None:
@@ -541,9 +552,11 @@ class BotRunner:
             if profit < -limit * start_equity:
                 bot.halted, bot.halted_reason = True, f"daily loss limit: {profit:.2f} {quote} today"
                 self.ledger.record("halt", bot.halted_reason, self.name, s)
-                log.error("%s: halted: %s", self.name, bot.halted_reason)
-                return True
-        return False
+                reason = bot.halted_reason
+            else:
+                return False
+        log.error("%s: halted: %s", self.name, reason)
+        return True
 
 
 def _after(sign: float, action: int) -> float:
