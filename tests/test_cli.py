@@ -12,7 +12,7 @@ import pytest
 from conftest import tree
 
 TRADE_KEYS = {"direction", "entry_time", "entry_price", "exit_time", "exit_price", "size", "pnl", "return_pct",
-              "fees", "status"}
+              "fees", "status", "exit_reason"}
 RUN_KEYS = {"strategy", "params", "symbol", "timeframe", "start", "end", "initial_cash", "final_equity",
             "total_return_pct", "cagr_pct", "max_drawdown_pct", "sharpe", "sortino", "calmar", "win_rate_pct",
             "profit_factor", "expectancy", "exposure_pct", "fees_paid", "total_trades", "closed_trades",

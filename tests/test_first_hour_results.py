@@ -7,6 +7,7 @@ here from the candles (stop levels, SMA crosses, CAGR by hand).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -172,3 +173,114 @@ def test_walkforward_explains_dsr_pbo_and_efficiency(run_cli, workdir: Path) -> 
     report = (workdir / "wf.html").read_text().replace("&#x27;", "'")
     for verdict in verdicts.values():
         assert verdict["text"] in terminal and verdict["text"] in report
+
+
+# ---------------------------------------------------------------- 3. an exit reason on every trade
+
+
+def check_exit_reasons(trades: list[dict], candles: pd.DataFrame, fast: int, slow: int) -> set[str]:
+    """Each trade's exit_reason against the candles; returns the reasons seen."""
+    fast_ma, slow_ma = candles["close"].rolling(fast).mean(), candles["close"].rolling(slow).mean()
+    up = (fast_ma.shift(1) < slow_ma.shift(1)) & (fast_ma > slow_ma)
+    down = (fast_ma.shift(1) > slow_ma.shift(1)) & (fast_ma < slow_ma)
+    seen = set()
+    for k, trade in enumerate(trades):
+        reason = trade["exit_reason"]
+        seen.add(reason)
+        if trade["status"] == "open":
+            assert reason == "open" and trade["exit_time"] is None and k == len(trades) - 1
+            continue
+        exit_time = pd.Timestamp(trade["exit_time"])
+        bar = candles.loc[exit_time]
+        previous = candles.index[candles.index.get_loc(exit_time) - 1]
+        long = trade["direction"] == "long"
+        entry = trade["entry_price"]
+        if reason in ("stop_loss", "take_profit"):
+            sign = 1 if (reason == "stop_loss") == long else -1  # the level is below the entry for a long's stop
+            level = entry * (1 - sign * (SL if reason == "stop_loss" else TP))
+            crossed = bar["low"] <= level if sign == 1 else bar["high"] >= level
+            gapped = bar["open"] <= level if sign == 1 else bar["open"] >= level
+            assert crossed, (k, trade)
+            assert trade["exit_price"] == pytest.approx(bar["open"] if gapped else level, rel=1e-9), (k, trade)
+        else:
+            assert reason in ("signal", "reverse"), (k, trade)
+            assert trade["exit_price"] == pytest.approx(bar["open"], rel=1e-9)  # a signal fills at the next open
+            assert (down if long else up)[previous], (k, trade)  # the cross that asked for it, on the bar before
+            following = trades[k + 1] if k + 1 < len(trades) else None
+            reversed_here = following is not None and following["entry_time"] == trade["exit_time"] and \
+                following["direction"] != trade["direction"]
+            assert reversed_here == (reason == "reverse"), (k, trade)
+    return seen
+
+
+@pytest.mark.parametrize("direction, expected", [
+    ("long", {"signal", "stop_loss", "take_profit"}), ("both", {"reverse", "stop_loss", "take_profit"})])
+def test_backtest_trades_carry_their_exit_reason(run_cli, workdir: Path, direction: str, expected: set) -> None:
+    data = daily_csv(workdir / "prices.csv", 700, "D")
+    candles = candles_of(data)
+    result = run_cli("backtest", "sma_cross", "--data", "prices.csv", "-p", "fast=3", "-p", "slow=10",
+                     "--direction", direction, "--stop-loss", str(SL), "--take-profit", str(TP), "--fees", "0.001",
+                     "--json", "out.json", "--trades", "trades.csv", "--report", "report.html")
+    assert result.returncode == 0, result.stderr
+    trades = json.loads((workdir / "out.json").read_text())["trades"]
+    seen = check_exit_reasons(trades, candles, 3, 10)
+    assert expected <= seen, seen
+    with open(workdir / "trades.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["exit_reason"] for r in rows] == [t["exit_reason"] for t in trades]
+    assert "exit_reason" in (workdir / "report.html").read_text()
+
+
+def test_replay_and_parity_agree_on_exit_reasons(run_cli, workdir: Path) -> None:
+    data = daily_csv(workdir / "prices.csv", 400, "D")
+    candles = candles_of(data)
+    args = ["--data", "prices.csv", "-p", "fast=3", "-p", "slow=10", "--direction", "both", "--stop-loss", str(SL),
+            "--take-profit", str(TP), "--fees", "0.001"]
+    assert run_cli("backtest", "sma_cross", *args, "--json", "bt.json").returncode == 0
+    replayed = run_cli("paper", "replay", "sma_cross", *args, "--json", "replay.json")
+    assert replayed.returncode == 0, replayed.stderr
+    backtest = json.loads((workdir / "bt.json").read_text())["trades"]
+    trades = json.loads((workdir / "replay.json").read_text())["trades"]
+    assert [t["exit_reason"] for t in trades] == [t["exit_reason"] for t in backtest]
+    check_exit_reasons(trades, candles, 3, 10)
+    assert {"reverse", "stop_loss", "take_profit"} <= {t["exit_reason"] for t in trades}
+    parity = run_cli("check", "parity", "sma_cross", *args, "--json", "parity.json")
+    assert parity.returncode == 0, parity.stdout + parity.stderr
+    report = json.loads((workdir / "parity.json").read_text())
+    assert report["identical"] is True
+    assert [t["exit_reason"] for t in report["trades"]["replay"]] == [t["exit_reason"] for t in backtest]
+
+
+def test_paper_trades_name_the_exit_reason_of_each_fill(run_cli, workdir: Path, monkeypatch) -> None:
+    import systrade.live.replay as replay_module
+    from systrade.live.ledger import Ledger
+    from systrade.live.replay import replay, replay_bot_settings
+    from systrade.sim.rules import PositionRules
+    from systrade.strategy import build_strategy, load_strategy
+
+    data = daily_csv(workdir / "prices.csv", 300, "D")
+    candles = candles_of(data)
+    database = workdir / "paper.sqlite"
+    monkeypatch.setattr(replay_module, "Ledger", lambda url: Ledger(f"sqlite:///{database}"))
+    ref = load_strategy("sma_cross", [str(Path(__file__).parents[1] / "strategies")])
+    strategy = build_strategy(ref, {"fast": 3, "slow": 10})
+    rules = PositionRules(direction="both", fees=0.001, stop_loss=SL, take_profit=TP)
+    bot = replay_bot_settings("sma_cross", "PRICES/USD", "1d", rules, strategy.param_values)
+    result = replay(ref, candles[["open", "high", "low", "close", "volume"]], bot, rules, 10_000.0)
+    with open(workdir / "systrade.toml", "a") as fh:
+        fh.write(f'[paper]\ndatabase = "sqlite:///{database.as_posix()}"\n')
+    listed = run_cli("paper", "trades", "--json")
+    assert listed.returncode == 0, listed.stderr
+    fills = json.loads(listed.stdout)
+    assert len(fills) == len(result.fills)
+    exits = [f["exit_reason"] for f in fills if f["exit_reason"] is not None]
+    closed = [t for t in result.trades.to_dict("records") if t["status"] == "closed"]
+    assert exits == [t["exit_reason"] for t in closed]  # one exit fill per closed trade, in order
+    assert {"reverse", "stop_loss", "take_profit"} <= set(exits)
+    position = 0.0
+    for fill in fills:  # an exit reason exactly on the fills that reduce or flip the position
+        signed = fill["amount"] * (1 if fill["side"] == "buy" else -1)
+        assert (fill["exit_reason"] is not None) == (position != 0 and np.sign(signed) != np.sign(position))
+        position += signed
+    table = run_cli("paper", "trades")
+    assert table.returncode == 0 and "exit" in table.stdout and "stop_loss" in table.stdout

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from systrade.sim.kernel import EXIT_REASON_OF_KIND
 from systrade.sim.rules import PositionRules
 from systrade.sim.run import FillModelRun, run_fill_model
 
 TRADE_FIELDS = ["direction", "entry_time", "entry_price", "exit_time", "exit_price", "size", "pnl",
-                "return_pct", "fees", "status"]
+                "return_pct", "fees", "status", "exit_reason"]
 
 # vectorbt still uses pandas APIs that pandas 3 deprecates; those warnings are not the user's concern.
 warnings.filterwarnings("ignore", module=r"vectorbt(\.|$)")
@@ -61,6 +62,8 @@ class Simulation:
         """Every trade (closed and open) in the JSON schema's fields plus ``column``.
 
         Open trades are marked to market at the last close: ``pnl`` is unrealised and ``exit_*`` empty.
+        ``exit_reason`` is the kind of the fill that ended the trade (``EXIT_REASON_OF_KIND``), ``open`` for an
+        open one.
         """
         records = self.portfolio.exit_trades.records_readable
         if records.empty:
@@ -80,9 +83,29 @@ class Simulation:
             "fees": (records["Entry Fees"] + records["Exit Fees"].where(~is_open, 0.0)).to_numpy(dtype=float),
             "status": status.to_numpy(),
         })
+        frame["exit_reason"] = self._exit_reasons(frame, is_open)
         frame["entry_time"] = pd.to_datetime(frame["entry_time"], utc=True)
         frame["exit_time"] = pd.to_datetime(frame["exit_time"], utc=True)
         return frame
+
+
+    def _exit_reasons(self, trades: pd.DataFrame, is_open: np.ndarray) -> list[str]:
+        """Each trade's exit reason: vectorbt ends one exit trade per fill that reduces a position, in fill order
+        per column, so a column's closed trades pair in order with its fills that are not openings."""
+        fills = self.model.fills
+        ending = fills[fills["kind"] != "open"]
+        queues = {column: list(zip(group["time"], group["kind"], strict=True))
+                  for column, group in ending.groupby("column", sort=False)}
+        reasons = []
+        for column, exit_time, still_open in zip(trades["column"], trades["exit_time"], is_open, strict=True):
+            if still_open:
+                reasons.append("open")
+                continue
+            time, kind = queues[column].pop(0)
+            if pd.Timestamp(time) != pd.Timestamp(exit_time):
+                raise RuntimeError(f"trade exit at {exit_time} does not match the fill at {time} ({column})")
+            reasons.append(EXIT_REASON_OF_KIND[kind])
+        return reasons
 
 
 def _utc(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:

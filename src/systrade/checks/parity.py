@@ -2,7 +2,7 @@
 
 Both run on the same candles with the same position rules (direction, sizing, granularity, fees,
 slippage, stops) and starting cash. Trades are compared in order on direction, entry and exit time,
-size and entry and exit price (sizes and prices to 1e-9 relative). Each difference comes with its reason,
+size, entry and exit price (sizes and prices to 1e-9 relative) and exit reason. Each difference comes with its reason,
 found by looking at what the replay's ticks saw: a signal the tick computed differently from the full
 history (too little history, float rounding at a near-tie, or lookahead), an order it could not place,
 or a fill at another bar or price. A signal explanation is checked before it is given: the backtest is run
@@ -31,7 +31,7 @@ from systrade.sim.rules import PositionRules, resolve_signals
 from systrade.strategy import Strategy, StrategyRef
 
 REL = 1e-9
-FIELDS = ("direction", "entry_time", "exit_time", "size", "entry_price", "exit_price")
+FIELDS = ("direction", "entry_time", "exit_time", "size", "entry_price", "exit_price", "exit_reason")
 MAX_LISTED = 50
 
 
@@ -75,7 +75,8 @@ def trade_record(row: Any) -> dict[str, Any]:
     """One trade in the compared fields (times ISO, open trades with null exits)."""
     return {"direction": str(row["direction"]), "entry_time": _iso(row["entry_time"]),
             "entry_price": _number(row["entry_price"]), "exit_time": _iso(row["exit_time"]),
-            "exit_price": _number(row["exit_price"]), "size": _number(row["size"])}
+            "exit_price": _number(row["exit_price"]), "size": _number(row["size"]),
+            "exit_reason": str(row["exit_reason"])}
 
 
 def _close(a: float | None, b: float | None) -> bool:

@@ -31,6 +31,7 @@ from systrade.live.broker import PaperBroker
 from systrade.live.ledger import Ledger, as_utc
 from systrade.live.market import MarketRules
 from systrade.live.runner import BotRunner
+from systrade.live.status import exit_reason
 from systrade.sim import kernel
 from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules
 from systrade.strategy import StrategyRef
@@ -201,7 +202,8 @@ def trades_from_fills(fills: pd.DataFrame) -> pd.DataFrame:
     """Round trips from a list of fills, as the backtest lists them (exit trades).
 
     A fill against the open trade closes it (partly, if smaller); what is left of a larger fill (a reversal)
-    opens a trade the other way at the same price. Fees are split by size.
+    opens a trade the other way at the same price. Fees are split by size. ``exit_reason`` is the backtest's:
+    ``signal``, ``reverse``, ``stop_loss``, ``take_profit`` from the closing order, ``open`` while not closed.
     """
     trades: list[dict] = []
     current: dict | None = None
@@ -217,7 +219,7 @@ def trades_from_fills(fills: pd.DataFrame) -> pd.DataFrame:
             closing = size if size < current["size"] * (1 - 1e-9) else current["size"]
             trades.append({**current, "size": closing, "exit_time": fill.time, "exit_price": float(fill.price),
                            "fees": current["fees"] * closing / current["size"] + fee_per_unit * closing,
-                           "status": "closed", "exit_reason": fill.reason or fill.action})
+                           "status": "closed", "exit_reason": exit_reason(fill.action, fill.reason) or fill.action})
             left = current["size"] - closing
             current = {**current, "size": left, "fees": current["fees"] * left / current["size"]} if left > 0 else None
             size -= closing
@@ -226,7 +228,7 @@ def trades_from_fills(fills: pd.DataFrame) -> pd.DataFrame:
         current = {"direction": "long" if sign > 0 else "short", "entry_time": fill.time,
                    "entry_price": float(fill.price), "size": size, "fees": fee_per_unit * size}
     if current is not None:
-        trades.append({**current, "exit_time": pd.NaT, "exit_price": math.nan, "status": "open", "exit_reason": ""})
+        trades.append({**current, "exit_time": pd.NaT, "exit_price": math.nan, "status": "open", "exit_reason": "open"})
     frame = pd.DataFrame(trades, columns=TRADE_COLUMNS)
     for column in ("entry_time", "exit_time"):
         frame[column] = pd.to_datetime(frame[column], utc=True)

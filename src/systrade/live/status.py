@@ -85,11 +85,27 @@ def _asset_prices(fills: list[Fill], prices: dict[str, float], quote: str) -> di
     return known
 
 
+def exit_reason(action: str, reason: str | None) -> str | None:
+    """Why an order of the ledger ended a position, as the backtest says it (``EXIT_REASON_OF_KIND``): ``signal``
+    (an exit signal's close), ``reverse``, ``stop_loss`` or ``take_profit`` (a stop order, whose reason is its
+    kind); None for an order that opens a position."""
+    from systrade.sim.kernel import EXIT_REASON_OF_KIND  # numba: only when trades are listed, not for `status`
+
+    return EXIT_REASON_OF_KIND.get(reason if action == "stop" else action)
+
+
 def trades(ledger: Ledger) -> list[dict[str, Any]]:
-    """Every fill, oldest first."""
-    return [{"bot": f.bot, "symbol": f.symbol, "side": f.side, "amount": f.amount, "price": f.price, "fee": f.fee,
-             "fee_currency": f.fee_currency, "fee_quote": _fee_in_quote(f), "bar_time": _iso(f.bar_time),
-             "client_order_id": f.client_order_id, "time": _iso(f.time)} for f in ledger.fills()]
+    """Every fill, oldest first, with the order's ``action`` and, for a fill that ends a position, its
+    ``exit_reason`` (null for a fill that opens one)."""
+    orders = {o.client_order_id: (o.action, o.reason) for o in ledger.orders()}
+    rows = []
+    for f in ledger.fills():
+        action, reason = orders.get(f.client_order_id, ("", ""))
+        rows.append({"bot": f.bot, "symbol": f.symbol, "side": f.side, "amount": f.amount, "price": f.price,
+                     "fee": f.fee, "fee_currency": f.fee_currency, "fee_quote": _fee_in_quote(f),
+                     "bar_time": _iso(f.bar_time), "client_order_id": f.client_order_id, "time": _iso(f.time),
+                     "action": action, "exit_reason": exit_reason(action, reason)})
+    return rows
 
 
 def last_prices(ledger: Ledger) -> dict[str, float]:

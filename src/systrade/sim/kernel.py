@@ -44,6 +44,9 @@ F_BAR, F_COL, F_SIDE, F_SIZE, F_PRICE, F_FEE, F_KIND, F_QUOTE = range(8)
 N_FILL = 8
 KIND_OPEN, KIND_CLOSE, KIND_REVERSE, KIND_STOP_LOSS, KIND_TAKE_PROFIT = range(5)
 FILL_KINDS = ("open", "close", "reverse", "stop_loss", "take_profit")
+# A trade's exit_reason is the kind of the fill that ended it ("close" is an exit signal); "open": not ended yet.
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "reverse", "open")
+EXIT_REASON_OF_KIND = {"close": "signal", "reverse": "reverse", "stop_loss": "stop_loss", "take_profit": "take_profit"}
 
 # ---- skipped-order records
 K_BAR, K_COL, K_REASON, K_SIZE = range(4)
