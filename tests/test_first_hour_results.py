@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,70 @@ def test_paper_trades_name_the_exit_reason_of_each_fill(run_cli, workdir: Path, 
         position += signed
     table = run_cli("paper", "trades")
     assert table.returncode == 0 and "exit" in table.stdout and "stop_loss" in table.stdout
+
+
+# ---------------------------------------------------------------- 4. 252 days a year for daily stock data
+
+
+def cagr_by_hand(equity_start: float, equity_end: float, bars: int, year_days: float) -> float:
+    return ((equity_end / equity_start) ** (year_days / bars) - 1) * 100
+
+
+def test_daily_stock_data_is_annualised_with_252_days(run_cli, workdir: Path) -> None:
+    daily_csv(workdir / "stock.csv", 600, "B")
+    result = run_cli("backtest", "sma_cross", "--data", "stock.csv", "-p", "fast=5", "-p", "slow=20", "--json",
+                     "out.json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((workdir / "out.json").read_text())
+    assert doc["year_days"] == 252 and doc["year_days_source"] == "weekday_daily"
+    note = " ".join(result.stdout.split())
+    assert re.search(r"note: .*252 days a year.*no weekend candles.*--year-days 365 or set \[backtest\] year_days",
+                     note), result.stdout
+    # CAGR by hand: the equity of the first bar is the initial cash (nothing fills at the first open)
+    assert doc["cagr_pct"] == pytest.approx(cagr_by_hand(doc["initial_cash"], doc["final_equity"], 600, 252),
+                                            rel=1e-9)
+    given = run_cli("backtest", "sma_cross", "--data", "stock.csv", "-p", "fast=5", "-p", "slow=20",
+                    "--year-days", "365", "--json", "given.json")
+    assert given.returncode == 0 and "252 days a year" not in given.stdout
+    doc365 = json.loads((workdir / "given.json").read_text())
+    assert doc365["year_days"] == 365 and doc365["year_days_source"] == "option"
+    assert doc365["cagr_pct"] == pytest.approx(cagr_by_hand(doc["initial_cash"], doc["final_equity"], 600, 365))
+    with open(workdir / "systrade.toml", "a") as fh:
+        fh.write("[backtest]\nyear_days = 360\n")
+    configured = run_cli("backtest", "sma_cross", "--data", "stock.csv", "--json", "config.json")
+    assert configured.returncode == 0 and "252 days a year" not in configured.stdout
+    assert json.loads((workdir / "config.json").read_text())["year_days"] == 360
+
+
+def test_crypto_daily_data_keeps_365_days(run_cli, workdir: Path) -> None:
+    daily_csv(workdir / "coin.csv", 600, "D")
+    result = run_cli("backtest", "sma_cross", "--data", "coin.csv", "-p", "fast=5", "-p", "slow=20", "--json",
+                     "out.json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((workdir / "out.json").read_text())
+    assert doc["year_days"] == 365 and doc["year_days_source"] == "default"
+    assert "252 days a year" not in result.stdout
+    assert doc["cagr_pct"] == pytest.approx(cagr_by_hand(doc["initial_cash"], doc["final_equity"], 600, 365),
+                                            rel=1e-9)
+
+
+def test_optimize_and_walkforward_annualise_stock_data_with_252_days(run_cli, workdir: Path) -> None:
+    daily_csv(workdir / "stock.csv", 900, "B")
+    swept = run_cli("optimize", "sma_cross", "--data", "stock.csv", *GRID, "--workers", "1", "--no-progress",
+                    "--json", "sweep.json")
+    assert swept.returncode == 0, swept.stderr
+    assert "252 days a year" in " ".join(swept.stdout.split())
+    doc = json.loads((workdir / "sweep.json").read_text())
+    assert doc["year_days"] == 252 and doc["year_days_source"] == "weekday_daily"
+    best = doc["best"]
+    assert best["cagr_pct"] == pytest.approx(cagr_by_hand(doc["initial_cash"], best["final_equity"], 900, 252),
+                                             rel=1e-9)
+    walked = run_cli("walkforward", "sma_cross", "--data", "stock.csv", "--train", "1y", "--test", "6mo", *GRID,
+                     "--workers", "1", "--no-progress", "--json", "wf.json")
+    assert walked.returncode == 0, walked.stderr
+    assert "252 days a year" in " ".join(walked.stdout.split())
+    wf = json.loads((workdir / "wf.json").read_text())
+    assert wf["year_days"] == 252
+    equity = wf["oos_equity"]["equity"]
+    assert wf["out_of_sample"]["cagr_pct"] == pytest.approx(cagr_by_hand(equity[0], equity[-1], len(equity), 252),
+                                                            rel=1e-9)

@@ -58,7 +58,8 @@ class BacktestSettings(_Strict):
     fees: float = Field(0.001, ge=0, lt=1, description="fee per fill, a fraction of traded value (0.001 = 0.1%: a "
                         "free backtest flatters every strategy)")
     slippage: float = Field(0.0, ge=0, lt=1, description="adverse price move per fill, a fraction of the price")
-    year_days: float = Field(365.0, gt=0, le=366, description="days per year for annualising (252 for stocks)")
+    year_days: float | None = Field(None, gt=0, le=366, examples=[252.0], description="days per year for "
+                                    "annualising; unset: 252 for daily candles without weekends (stocks), else 365")
 
 
 class NetworkSettings(_Strict):

@@ -55,6 +55,7 @@ def symbol_payload(run: BacktestRun, result: SymbolResult) -> dict[str, Any]:
         "initial_cash": run.initial_cash,
     }
     payload.update({name: result.metrics.get(name) for name in METRIC_FIELDS})
+    payload.update(year_days=run.year_days, year_days_source=run.year_days_source)
     payload["trades"] = trade_records(result.trades)
     payload["data_source"] = result.candles.note
     payload["synthetic"] = result.candles.synthetic
@@ -95,8 +96,9 @@ def _fmt(value: Any, suffix: str = "") -> str:
 
 
 def data_notes(run: BacktestRun) -> list[str]:
-    """What to say about the data before the results (``data.load.data_notes`` of every symbol)."""
-    return [note for result in run.results for note in candle_notes(result.candles)]
+    """What to say about the data before the results (``data.load.data_notes`` of every symbol, then the run's
+    own notes, e.g. that daily stock candles are annualised with 252 days)."""
+    return [note for result in run.results for note in candle_notes(result.candles)] + list(run.notes)
 
 
 def summary_table(run: BacktestRun) -> Table:

@@ -69,7 +69,9 @@ def render_report(run: BacktestRun) -> str:
              "td,th{border:1px solid #ccc;padding:2px 6px} .synthetic{color:#b00;font-weight:bold}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>"
             f"</head><body><h1>{title}</h1><p>rules: {html.escape(str(run.rules.to_dict()))}</p>"
-            f"{''.join(sections)}</body></html>")
+            f"<p>annualised with {run.year_days:g} days a year</p>"
+            + "".join(f"<p>note: {html.escape(note)}</p>" for note in run.notes)
+            + f"{''.join(sections)}</body></html>")
 
 
 def write_report(path: str | Path, run: BacktestRun) -> Path:

@@ -9,6 +9,7 @@ from systrade.backtest.options import BacktestOptions
 from systrade.backtest.run import BacktestRun, run_backtest
 from systrade.config import Settings
 from systrade.data.load import Candles, load_candles
+from systrade.data.timeframes import weekdays_only
 from systrade.errors import UserError
 from systrade.sim.rules import PositionRules
 from systrade.strategy import Strategy, build_strategy, load_strategy, parse_param_overrides
@@ -26,10 +27,22 @@ class PreparedBacktest:
     cash_sharing: bool
     year_days: float
     rules_by_symbol: dict[str, PositionRules] = field(default_factory=dict)
+    year_days_source: str = "option"  # option, config, weekday_daily (252 from the data) or default (365)
+
+    @property
+    def notes(self) -> list[str]:
+        """What to say about the run's set-up before its results (the annualisation chosen from the data)."""
+        if self.year_days_source != "weekday_daily":
+            return []
+        symbols = ", ".join(c.symbol for c in self.candles)
+        return [f"annualising with 252 days a year: the daily candles of {symbols} have no weekend candles (a stock "
+                "market's); give --year-days 365 or set [backtest] year_days to change it"]
 
     def run(self) -> BacktestRun:
         rules = self.rules_by_symbol if len(self.rules_by_symbol) > 1 else self.rules
-        return run_backtest(self.strategy, self.candles, rules, self.cash, self.cash_sharing, self.year_days)
+        run = run_backtest(self.strategy, self.candles, rules, self.cash, self.cash_sharing, self.year_days)
+        run.year_days_source, run.notes = self.year_days_source, self.notes
+        return run
 
 
 def parse_size(text: str) -> float | str:
@@ -66,16 +79,29 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
     cash = settings.backtest.cash if options.cash is None else options.cash
     if not (cash > 0 and math.isfinite(cash)):
         raise UserError(f"--cash {cash} is not valid; give a positive finite amount")
-    year_days = settings.backtest.year_days if options.year_days is None else options.year_days
-    if not 0 < year_days <= 366:
-        raise UserError(f"--year-days {year_days} is not valid; use 365 (crypto) or 252 (stocks)")
+    if options.year_days is not None and not 0 < options.year_days <= 366:
+        raise UserError(f"--year-days {options.year_days} is not valid; use 365 (crypto) or 252 (stocks)")
     candles = load_candles(settings.data.dir, options.data_file, options.exchange, options.symbols,
                            options.timeframe, options.start, options.end, date_format=options.date_format,
                            max_file_mb=settings.data.max_file_mb)
+    year_days, year_days_source = annualisation(options.year_days, settings.backtest.year_days, candles)
     fees_given = options.fees is not None or "fees" in settings.backtest.model_fields_set
     by_symbol = {c.symbol: with_market_rules(rules, c.market, options, fees_given) for c in candles}
     return PreparedBacktest(strategy, candles, by_symbol[candles[0].symbol], cash, options.cash_sharing, year_days,
-                            by_symbol)
+                            by_symbol, year_days_source)
+
+
+def annualisation(option: float | None, configured: float | None, candles: list[Candles]) -> tuple[float, str]:
+    """Days per year for annualising, and where the number came from: ``--year-days``, else ``[backtest]
+    year_days``, else 252 when every series is daily without weekend candles (stocks), else 365 (crypto trades
+    every day)."""
+    if option is not None:
+        return float(option), "option"
+    if configured is not None:
+        return float(configured), "config"
+    if all(weekdays_only(c.frame.index, c.timeframe) for c in candles):
+        return 252.0, "weekday_daily"
+    return 365.0, "default"
 
 
 def with_market_rules(rules: PositionRules, market: dict | None, options: BacktestOptions,

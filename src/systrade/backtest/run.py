@@ -43,6 +43,9 @@ class BacktestRun:
     cash_sharing: bool
     results: list[SymbolResult] = field(default_factory=list)
     portfolio_metrics: dict[str, Any] | None = None
+    year_days: float = 365.0  # days per year the metrics were annualised with
+    year_days_source: str = "option"  # where that number came from (``request.annualisation``)
+    notes: list[str] = field(default_factory=list)  # what to say before the results (e.g. the annualisation chosen)
 
 
 def compute_signals(strategy: Strategy, candles: Candles) -> dict[str, np.ndarray | None]:
@@ -68,7 +71,7 @@ def run_backtest(
     bar_seconds = timeframe_seconds(candles[0].timeframe)
     simulation = simulate(datas, signals, rules, cash, pd.Timedelta(seconds=bar_seconds), cash_sharing)
     run = BacktestRun(strategy.strategy_name(), strategy.param_values, per_symbol[candles[0].symbol], cash,
-                      cash_sharing)
+                      cash_sharing, year_days=year_days)
 
     trades_all = simulation.trades()
     orders = simulation.orders()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from systrade.backtest.options import BacktestOptions
 from systrade.cli import app, settings
@@ -30,7 +31,7 @@ def backtest(
         check_output_path(path, option)
     run = prepare_backtest(options, settings()).run()
     for note in data_notes(run):
-        out.print(f"[yellow]note:[/] {note}", highlight=False)
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     out.print(summary_table(run))
     if json_path:
         write_json(json_path, run_payload(run))

@@ -41,6 +41,15 @@ def utc_timestamp(text: str, option: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def weekdays_only(index: pd.DatetimeIndex, timeframe: str) -> bool:
+    """Whether ``index`` is a daily series without weekend candles, as a stock market's (not crypto's, which trades
+    every day): daily candles, at least 20 of them over at least 4 weeks, falling on at most 5 of the 7 weekdays
+    (Monday to Friday, or Sunday to Thursday where a market's midnight is the previous day in UTC)."""
+    if timeframe_seconds(timeframe) != 86400 or len(index) < 20 or index[-1] - index[0] < pd.Timedelta(days=28):
+        return False
+    return len(set(index.dayofweek)) <= 5
+
+
 def infer_timeframe(index: pd.DatetimeIndex) -> str:
     """The most common spacing between candles, as a timeframe string.
 

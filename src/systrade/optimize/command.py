@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from systrade.config import Settings
 from systrade.data.load import data_notes
@@ -37,8 +38,8 @@ def optimize_command(options: SweepOptions, settings: Settings, out: Console, to
     result = run_optimize(options, settings, check=check)
     session, sweep = result.session, result.sweep
     axes = chosen.get("axes")
-    for note in data_notes(session.candles):
-        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    for note in data_notes(session.candles) + session.prepared.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if session.plan.note:
         out.print(f"[yellow]note:[/] {session.plan.note}", highlight=False)
     rate = sweep.n_combos / sweep.elapsed_s if sweep.elapsed_s > 0 else float("nan")
@@ -66,8 +67,8 @@ def walkforward_command(options: SweepOptions, settings: Settings, out: Console,
     train_span, test_span = parse_span(train, "--train"), parse_span(test, "--test")
     result = run_walkforward(options, settings, train_span, test_span, anchored)
     candles = result.candles
-    for note in data_notes(candles):
-        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    for note in data_notes(candles) + result.session.prepared.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for table in walkforward_tables(result):
         out.print(table)
     for line in result.summary_lines():

@@ -59,6 +59,8 @@ def optimize_payload(result: OptimizeResult, top: int) -> dict[str, Any]:
         "combos_per_s": sweep.n_combos / sweep.elapsed_s if sweep.elapsed_s > 0 else None,
         "run": run_fields(session),
         "initial_cash": session.prepared.cash,
+        "year_days": session.prepared.year_days,
+        "year_days_source": session.prepared.year_days_source,
         "rules": session.prepared.rules.to_dict(),
         "data_source": session.candles.note,
         "synthetic": session.candles.synthetic,

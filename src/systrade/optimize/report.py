@@ -100,7 +100,9 @@ def render_optimize_report(result, top: int, axes: tuple[str, str | None]) -> st
             f"{frame.index[0]} to {frame.index[-1]}, {len(frame):,} bars)</p>"
             f"<p>{sweep.n_combos:,} combinations, ranked by {html.escape(sweep.metric)}; grid: "
             f"{html.escape(str(session.grid.describe()))}; rules: "
-            f"{html.escape(str(session.prepared.rules.to_dict()))}</p>"
+            f"{html.escape(str(session.prepared.rules.to_dict()))}; annualised with {session.prepared.year_days:g} "
+            "days a year</p>"
+            + "".join(f"<p>note: {html.escape(note)}</p>" for note in session.prepared.notes)
             + "".join(f"<p>{html.escape(line)}</p>" for line in luck_lines(result.luck)))
     body = (info + fig.to_html(full_html=False, include_plotlyjs=True)
             + f"<h2>top {min(top, sweep.n_combos)}</h2>" + _table(top_rows(sweep, top), session.grid.names, columns))
@@ -149,7 +151,8 @@ def render_walkforward_report(result) -> str:
                     "DSR", "PBO"])
     summary = "".join(f"<tr><td>{n}</td><td>{_fmt(result.in_sample_mean.get(n))}</td>"
                       f"<td>{_fmt(result.oos_metrics.get(n))}</td></tr>" for n in SUMMARY_METRICS)
-    body = ("".join(f"<p>{html.escape(line)}</p>" for line in result.summary_lines())
+    body = ("".join(f"<p>note: {html.escape(note)}</p>" for note in result.session.prepared.notes)
+            + "".join(f"<p>{html.escape(line)}</p>" for line in result.summary_lines())
             + fig.to_html(full_html=False, include_plotlyjs=True)
             + "<h2>in-sample (mean over windows) vs out-of-sample (stitched)</h2>"
             + f"<table><tr><th>metric</th><th>in-sample</th><th>out-of-sample</th></tr>{summary}</table>"

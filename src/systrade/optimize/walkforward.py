@@ -243,6 +243,8 @@ def walkforward_payload(result: WalkForwardResult) -> dict[str, Any]:
         "oos_equity": {"time": list(result.oos_equity.index), "equity": result.oos_equity.to_list()},
         "elapsed_s": result.elapsed_s,
         "initial_cash": session.prepared.cash,
+        "year_days": session.prepared.year_days,
+        "year_days_source": session.prepared.year_days_source,
         "rules": session.prepared.rules.to_dict(),
         "data_source": result.candles.note,
         "synthetic": result.candles.synthetic,
