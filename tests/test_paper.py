@@ -220,8 +220,12 @@ def test_status_trades_halt_resume_commands(tmp_path: Path) -> None:
         assert cli("paper", "run", "--once").returncode == 0
         fake.advance(MINUTE)
 
-        status = json.loads(cli("paper", "status", "--json").stdout)
+        status = json.loads(cli("paper", "status", "--json", "-").stdout)
         assert {"equity", "cash", "balances", "bots"} <= set(status)
+        legacy = cli("paper", "status", "--json")  # the old flag form still prints it, with a note on stderr
+        assert json.loads(legacy.stdout) == status and "deprecated" in legacy.stderr
+        assert cli("paper", "status", "--json", "status.json").stdout == ""
+        assert json.loads((tmp_path / "status.json").read_text()) == status
         bot = status["bots"][0]
         assert {k: bot[k] for k in ("name", "strategy", "exchange", "symbol", "timeframe", "halted")} == {
             "name": "btc-sma", "strategy": "sma_cross", "exchange": "binance", "symbol": "BTC/USDT",

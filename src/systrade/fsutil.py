@@ -13,7 +13,7 @@ from systrade.errors import UserError
 def check_output_path(path: str | None, option: str) -> None:
     """Refuse, before any work starts, an output path that cannot be written (a folder, a file where a folder
     should be, a read-only folder). A missing folder is fine: it is created when the file is written."""
-    if path is None:
+    if path is None or path == "-":  # "-": standard output
         return
     if not path.strip():
         raise UserError(f"{option} is empty; give a file name")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,14 @@ def run_payload(run: BacktestRun) -> dict[str, Any]:
     return document
 
 
-def write_json(path: str | Path, document: Any) -> Path:
-    """Write a JSON document atomically (strict JSON: no NaN)."""
-    return atomic_write_text(path, json.dumps(clean(document), indent=2, allow_nan=False) + "\n")
+def write_json(path: str | Path, document: Any) -> Path | None:
+    """Write a JSON document atomically (strict JSON: no NaN); ``-`` writes it to standard output."""
+    text = json.dumps(clean(document), indent=2, allow_nan=False) + "\n"
+    if str(path) == "-":  # the process's real standard output (the CLI sends everything else to stderr)
+        sys.__stdout__.write(text)
+        sys.__stdout__.flush()
+        return None
+    return atomic_write_text(path, text)
 
 
 def write_trades_csv(path: str | Path, run: BacktestRun) -> Path:

@@ -83,6 +83,25 @@ def _extract_globals(argv: list[str]) -> list[str]:
     return rest
 
 
+LEGACY_JSON_FLAG = (["paper", "status"], ["paper", "trades"])
+
+
+def _json_to_stdout(args: list[str]) -> list[str]:
+    """``--json -`` puts the JSON alone on standard output, so everything else the command prints goes to
+    standard error. The old flag form of ``paper status|trades --json`` (no path) still works, with a note."""
+    args = list(args)
+    if args[:2] in LEGACY_JSON_FLAG and "--json" in args:
+        at = args.index("--json")
+        if at + 1 == len(args) or (args[at + 1].startswith("-") and args[at + 1] != "-"):
+            args.insert(at + 1, "-")
+            err.print("note: `--json` without a path is deprecated and will be removed; write `--json -` for "
+                      "standard output or `--json PATH` for a file", highlight=False)
+    to_stdout = "--json=-" in args or any(a == "--json" and args[i + 1:i + 2] == ["-"] for i, a in enumerate(args))
+    if to_stdout:
+        sys.stdout = sys.stderr  # tables, notes and progress; write_json writes to the real standard output
+    return args
+
+
 def _set_timeout(text: str) -> None:
     from systrade.strategy import set_call_timeout
 
@@ -114,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    args = _json_to_stdout(args)
     _register()
     command = typer.main.get_command(app)
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -69,7 +67,8 @@ def _existing_ledger(url: str, write: bool = False):
 
 
 @group.command("status")
-def status(as_json: bool = typer.Option(False, "--json", help="Print JSON (schema in the README).")) -> None:
+def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON to PATH, or - for standard output "
+                                               "(schema in the README).")) -> None:
     """Equity, cash, balances and each bot's capital, cash, equity, profit, fees, position and halt state."""
     from systrade.live.status import last_prices
     from systrade.live.status import status as build
@@ -78,8 +77,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON (schem
     ledger = _existing_ledger(config.paper.database)
     quote = next(iter(config.paper.balances), "USDT")
     report = build(ledger, quote, last_prices(ledger))
-    if as_json:
-        print(json.dumps(report, indent=2))
+    if json_path:
+        from systrade.backtest.output import write_json
+
+        write_json(json_path, report)
         return
     out.print(f"equity {report['equity']:,.2f} {quote} (positions at their last fill price)  "
               f"cash {report['cash']:,.2f} {quote}", highlight=False)
@@ -104,13 +105,16 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON (schem
 
 
 @group.command("trades")
-def trades(as_json: bool = typer.Option(False, "--json", help="Print JSON (schema in the README).")) -> None:
+def trades(json_path: str | None = typer.Option(None, "--json", help="Write JSON to PATH, or - for standard output "
+                                               "(schema in the README).")) -> None:
     """Every paper fill."""
     from systrade.live.status import trades as build
 
     fills = build(_existing_ledger(settings().paper.database))
-    if as_json:
-        print(json.dumps(fills, indent=2))
+    if json_path:
+        from systrade.backtest.output import write_json
+
+        write_json(json_path, fills)
         return
     table = Table("time", "bot", "symbol", "side", "amount", "price", "fee", "bar", "exit", "client order id")
     for f in fills:
