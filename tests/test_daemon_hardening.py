@@ -37,8 +37,8 @@ NEWEST = 19  # the newest closed candle when a test starts: the fake's clock is 
 TAKER = 0.001  # the fake's taker fee; in sandbox mode Binance keeps it out of the base currency bought
 UNITS = 1.0  # what the always-long bot buys (size = 1, size_type = "amount")
 SANDBOX_KEYS = {"SYSTRADE_BINANCE_API_KEY": DEFAULT_API_KEY, "SYSTRADE_BINANCE_SECRET": DEFAULT_SECRET}
-FILL_LINE = re.compile(r"(?:buy|sell|close|reverse|stop) (?:buy|sell) [0-9.e+-]+ @ [0-9.e+-]+ fee [0-9.e+-]+ "
-                       r"\((st[0-9a-f]+-[0-9]+[a-z]?)\)")
+FILL_LINE = re.compile(r"(?:bought|sold) [0-9.e+-]+ \S+ @ [0-9.e+-]+(?: to \w+)?, fee [0-9.e+-]+ \w+ "
+                       r"\(order (st[0-9a-f]+-[0-9]+[a-z]?)\)")
 
 
 def ms(stamp: pd.Timestamp) -> int:
@@ -521,3 +521,16 @@ def test_negative_nan_or_infinite_balances_are_refused(tmp_path: Path, amount: f
         assert "paper.balances" in result.stderr and "BNB" in result.stderr and shown in result.stderr
         assert "Traceback" not in result.stderr
     assert written(tmp_path) == {"systrade.toml"}
+
+
+def test_log_lines_read_as_sentences() -> None:
+    """A fill says what was done ("bought 0.5 BTC/USDT @ 100 to close"), a tick line says its outcome once."""
+    from systrade.live.daemon import tick_line
+    from systrade.live.runner import TickResult
+
+    bar = pd.Timestamp("2024-05-01 10:00", tz="UTC").to_pydatetime()
+    assert tick_line(TickResult("btc", "halted", bar, "halted by user")) == \
+        "btc: bar 2024-05-01 10:00: halted (by user)"
+    assert tick_line(TickResult("btc", "hold", bar)) == "btc: bar 2024-05-01 10:00: hold"
+    assert tick_line(TickResult("btc", "filled", bar, "late by 2 bars")) == \
+        "btc: bar 2024-05-01 10:00: filled (late by 2 bars)"

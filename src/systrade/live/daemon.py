@@ -191,8 +191,17 @@ def safe_tick(runner: BotRunner) -> TickResult:
             log.exception("%s: could not record the failed tick", runner.name)
         return TickResult(runner.name, outcome, message=message, failed=True)
     if result.outcome not in ("no-new-bar",):
-        log.info("%s: %s %s %s", runner.name, result.outcome, result.bar_time or "", result.message)
+        log.info("%s", tick_line(result))
     return result
+
+
+def tick_line(result: TickResult) -> str:
+    """One readable log line for a tick: ``bot: bar 2024-05-01 10:00: halted (by the user)``."""
+    bar = f"bar {result.bar_time:%Y-%m-%d %H:%M}: " if result.bar_time else ""
+    message = result.message.strip()
+    if message.startswith(result.outcome):  # "halted" + "halted by user" said once
+        message = message[len(result.outcome):].strip()
+    return f"{result.bot}: {bar}{result.outcome}" + (f" ({message})" if message else "")
 
 
 def run_once(runners: list[BotRunner]) -> list[TickResult]:

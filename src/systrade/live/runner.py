@@ -494,8 +494,9 @@ class BotRunner:
                    side=order.side, amount=execution.amount, price=execution.price, fee=execution.fee,
                    fee_currency=currency, fee_quote=fee_quote, bar_time=order.bar_time,
                    time=fill_time or self.clock()))
-        return (f"{self.name}: {order.action} {order.side} {execution.amount:.10g} @ {execution.price:.10g} "
-                f"fee {execution.fee:.10g} ({order.client_order_id})")
+        why = "" if order.action == order.side else f" to {order.reason or order.action}"  # close, reverse, stop
+        return (f"{self.name}: {'bought' if order.side == 'buy' else 'sold'} {execution.amount:.10g} {order.symbol} @ "
+                f"{execution.price:.10g}{why}, fee {execution.fee:.10g} {currency} (order {order.client_order_id})")
 
     @staticmethod
     def _add_balance(s, asset: str, delta: float) -> None:
