@@ -138,6 +138,10 @@ class BotSettings(_Strict):
     direction: Literal["long", "short", "both"] | None = Field(None, examples=["long"], description="long | short "
                                                                "| both (default: the strategy's)")
     slippage: float = Field(0.0, ge=0, lt=1, description="extra adverse slippage on top of the order book")
+    stop_loss: float | None = Field(None, gt=0, examples=[0.05], description="stop loss, a fraction of the entry "
+                                    "price (default: the strategy's)")
+    take_profit: float | None = Field(None, gt=0, examples=[0.1], description="take profit, a fraction of the "
+                                      "entry price (default: the strategy's)")
     fees: float | None = Field(None, ge=0, lt=1, examples=[0.001], description="fee per fill, a fraction "
                                "(default: the market's taker fee)")
     capital: float | None = Field(None, gt=0, examples=[5000.0], description="the bot's own money, in the "

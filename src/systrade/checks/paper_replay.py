@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from systrade.backtest.request import BacktestOptions, prepare_backtest
+from systrade.backtest.request import BacktestOptions, prepare_backtest, with_market_rules
 from systrade.checks.warmup import measure_warmup
-from systrade.config import BotSettings, Settings
+from systrade.config import BotSettings, Settings, allocate_capital
 from systrade.data.load import Candles, load_candles
 from systrade.errors import UserError
 from systrade.live.replay import ReplayResult, replay, replay_bot_settings
@@ -44,19 +44,28 @@ def run_replay(options: BacktestOptions, settings: Settings, history: int | None
         params = {**configured.params, **parse_param_overrides(options.params)}
         strategy = build_strategy(ref, params)
         cls = ref.cls
-        rules = PositionRules(direction=configured.direction or cls.direction, size=configured.size,
-                              size_type=configured.size_type,
-                              fees=settings.backtest.fees if configured.fees is None else configured.fees,
-                              slippage=configured.slippage, stop_loss=cls.stop_loss, take_profit=cls.take_profit)
+        rules = PositionRules(
+            direction=options.direction or configured.direction or cls.direction, size=configured.size,
+            size_type=configured.size_type,
+            fees=_first(options.fees, configured.fees, settings.backtest.fees),
+            slippage=_first(options.slippage, configured.slippage),
+            stop_loss=_first(options.stop_loss, configured.stop_loss, cls.stop_loss),
+            take_profit=_first(options.take_profit, configured.take_profit, cls.take_profit),
+            sell_fees=options.sell_fees, granularity=options.granularity, tick=options.tick,
+            min_amount=options.min_amount, min_cost=options.min_cost)
         symbols = options.symbols or ([] if options.data_file else [configured.symbol])
         candles = load_candles(settings.data.dir, options.data_file,
                                options.exchange or (None if options.data_file else configured.exchange), symbols,
                                options.timeframe or (None if options.data_file else configured.timeframe),
                                options.start, options.end, date_format=options.date_format,
                                max_file_mb=settings.data.max_file_mb)[0]
+        fees_given = options.fees is not None or configured.fees is not None
+        rules = with_market_rules(rules, candles.market, options, fees_given)  # a stored series' market rules
         bot = configured.model_copy(update={"params": strategy.param_values, "fees": rules.fees,
                                             **({"candles": history} if history else {})})
-        cash = settings.backtest.cash if options.cash is None else options.cash
+        # the bot's own capital, as the daemon allocates it from [paper] balances
+        cash = options.cash if options.cash is not None else \
+            allocate_capital(settings.paper.bots, settings.paper.balances).get(configured.name, settings.backtest.cash)
     else:
         prepared = prepare_backtest(options, settings)
         if len(prepared.candles) != 1:
@@ -95,3 +104,8 @@ def replay_payload(run: ReplayRun) -> dict[str, Any]:
         "rejections": r.rejections, "errors": r.errors, "seconds": r.seconds,
         "bars_per_second": r.bars_per_second, "data_source": run.candles.source, "synthetic": run.candles.synthetic,
     }
+
+
+def _first(*values):
+    """The first value that is set: a command-line option, then the bot's setting, then the default."""
+    return next((v for v in values if v is not None), None)

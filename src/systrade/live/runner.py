@@ -83,8 +83,9 @@ class BotRunner:
         cls = ref.cls
         self.rules = rules or PositionRules(direction=settings.direction or cls.direction, size=settings.size,
                                             size_type=settings.size_type, fees=settings.fees or 0.0,
-                                            slippage=settings.slippage, stop_loss=cls.stop_loss,
-                                            take_profit=cls.take_profit)
+                                            slippage=settings.slippage,
+                                            stop_loss=_first(settings.stop_loss, cls.stop_loss),
+                                            take_profit=_first(settings.take_profit, cls.take_profit))
         self.market_fees = rules is None and settings.fees is None  # fees from the market's taker fee
         if self.has_stops and not getattr(broker, "supports_stops", False):
             raise UserError(f"bot {settings.name}: strategy {cls.strategy_name()} uses stop_loss/take_profit, which "
@@ -596,3 +597,8 @@ def _missed_text(missed: pd.DatetimeIndex, count: int) -> str:
         return ", ".join(stamps)
     text = f"{stamps[0]} ... {stamps[-1]}" if stamps else "none in the fetched history"
     return text + f" ({_bars(count, 'candle')}" + (f", {earlier} before the fetched history)" if earlier else ")")
+
+
+def _first(*values):
+    """The first value that is set (a bot's setting before its strategy's default)."""
+    return next((v for v in values if v is not None), None)
