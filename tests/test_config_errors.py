@@ -47,3 +47,10 @@ def test_paper_replay_errors_are_one_line(run_cli) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [line for line in result.stderr.strip().splitlines()
                                                   if line.startswith("error:")] != []
+
+
+def test_error_text_in_square_brackets_is_printed_literally(run_cli) -> None:
+    """Messages name config tables like [[paper.bots]]; rich markup used to swallow them."""
+    result = run_cli("paper", "run", "--once")
+    assert result.returncode == 2
+    assert "[[paper.bots]]" in result.stderr, result.stderr
