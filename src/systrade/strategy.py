@@ -51,13 +51,17 @@ class Param:
         step: float | None = None,
         choices: list | tuple | None = None,
         help: str = "",
+        log: bool = False,
     ) -> None:
+        if log and (low is None or high is None or low <= 0):
+            raise ValueError("Param(log=True) needs positive low and high bounds")
         self.default = default
         self.low = low
         self.high = high
         self.step = step
         self.choices = tuple(choices) if choices is not None else None
         self.help = help
+        self.log = log  # sampled on a log scale by `optimize --search random|tpe`
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -122,7 +126,7 @@ class Param:
         if self.low is None and self.high is None:
             return "any"
         text = f"{self.low if self.low is not None else ''}..{self.high if self.high is not None else ''}"
-        return text + (f" step {self.step}" if self.step is not None else "")
+        return text + (f" step {self.step}" if self.step is not None else "") + (" log" if self.log else "")
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,14 @@ class Strategy:
 
     def signals(self, data: pd.DataFrame) -> Signals:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def valid(self) -> bool:
+        """Whether this combination of parameter values makes sense (e.g. ``self.fast < self.slow``).
+
+        Override it to declare constraints between parameters once: sweeps skip invalid combinations and
+        samplers never evaluate invalid proposals.
+        """
+        return True
 
     @classmethod
     def params(cls) -> dict[str, Param]:

@@ -23,6 +23,11 @@ JSON = typer.Option(None, "--json", help="Write results as JSON (schema in docs/
 REPORT = typer.Option(None, "--report", help="Write a self-contained HTML report.")
 HEATMAP = typer.Option(None, "--heatmap", help="Two swept parameters for the report's heatmap: x,y.")
 QUIET = typer.Option(False, "--no-progress", help="Do not show the progress bar.")
+SEARCH = typer.Option("grid", "--search", help="grid (every combination) | random | tpe (optuna's TPE sampler).")
+TRIALS = typer.Option(None, "--trials", help="Distinct combinations a random or tpe search evaluates (default 100).")
+SEED = typer.Option(0, "--seed", help="Seed of a random or tpe search: the same seed gives the same trials.")
+SEARCH_TIMEOUT = typer.Option(None, "--search-timeout", help="Seconds after which a random or tpe search stops "
+                              "proposing trials (not --timeout, which limits each strategy call).")
 
 
 @app.command()
@@ -32,14 +37,16 @@ def optimize(
     top: int = typer.Option(10, "--top", help="How many of the best combinations to list."),
     memory: str = MEMORY, workers: int | None = WORKERS, cluster: str | None = CLUSTER,
     chunk_size: int | None = CHUNK, json_path: str | None = JSON, report_path: str | None = REPORT,
-    heatmap: str | None = HEATMAP, no_progress: bool = QUIET, options: BacktestOptions = None,
+    heatmap: str | None = HEATMAP, no_progress: bool = QUIET, search: str = SEARCH, trials: int | None = TRIALS,
+    seed: int = SEED, search_timeout: float | None = SEARCH_TIMEOUT, options: BacktestOptions = None,
 ) -> None:
-    """Sweep a parameter grid in bounded memory; rank by a metric; say how much of the best is luck."""
+    """Sweep a parameter grid (or sample it) in bounded memory; rank by a metric; say how much of the best is luck."""
     from systrade.optimize.command import optimize_command
     from systrade.optimize.run import SweepOptions
 
     sweep = SweepOptions(backtest=options, grid=grid, metric=metric, memory=memory, workers=workers, cluster=cluster,
-                         chunk_size=chunk_size, progress=not no_progress)
+                         chunk_size=chunk_size, progress=not no_progress, search=search, trials=trials, seed=seed,
+                         search_timeout=search_timeout)
     optimize_command(sweep, settings(), out, top, json_path, report_path, heatmap)
 
 

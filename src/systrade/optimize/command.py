@@ -42,6 +42,13 @@ def optimize_command(options: SweepOptions, settings: Settings, out: Console, to
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if session.plan.note:
         out.print(f"[yellow]note:[/] {session.plan.note}", highlight=False)
+    if session.grid.skipped:
+        what = "proposals" if session.space is not None else "combinations"
+        out.print(f"[yellow]note:[/] {session.grid.skipped:,} {what} skipped: "
+                  f"{session.job.strategy_cls.strategy_name()}.valid() refuses them", highlight=False)
+    if getattr(session.grid, "stopped", ""):
+        out.print(f"[yellow]note:[/] the search stopped at {sweep.n_combos:,} trials: "
+                  f"{escape(session.grid.stopped)}", highlight=False)
     rate = sweep.n_combos / sweep.elapsed_s if sweep.elapsed_s > 0 else float("nan")
     out.print(top_table(sweep, top, f"{session.job.strategy_cls.strategy_name()} on {session.candles.symbol} "
                                     f"{session.candles.timeframe}: top {min(top, sweep.n_combos)} of "
@@ -49,7 +56,9 @@ def optimize_command(options: SweepOptions, settings: Settings, out: Console, to
     out.print(f"best: {result.best.params}", highlight=False)
     for line in luck_lines(result.luck):
         out.print(line, highlight=False)
-    out.print(f"{sweep.n_combos:,} combinations in {sweep.elapsed_s:.2f} s ({rate:,.0f}/s; "
+    searched = "combinations" if session.space is None else \
+        f"trials ({options.search} search, seed {options.seed})"
+    out.print(f"{sweep.n_combos:,} {searched} in {sweep.elapsed_s:.2f} s ({rate:,.0f}/s; "
               f"{session.runner.workers} worker(s), {session.runner.kind}, chunks of "
               f"{session.plan.chunk_size})", highlight=False)
     if json_path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,17 +35,28 @@ class Grid:
     values: tuple[tuple[Any, ...], ...]
     fixed: dict[str, Any]
     order: tuple[str, ...] = ()  # every parameter in declaration order (for params dicts)
+    keep: tuple[int, ...] | None = None  # positions in the full product that pass Strategy.valid (None: all)
 
     def __len__(self) -> int:
+        return len(self.keep) if self.keep is not None else self.full_size()
+
+    def full_size(self) -> int:
+        """Combinations in the Cartesian product, invalid ones included."""
         return math.prod(len(v) for v in self.values) if self.names else 1
+
+    @property
+    def skipped(self) -> int:
+        """Combinations left out because the strategy's ``valid()`` refused them."""
+        return self.full_size() - len(self)
 
     def shape(self) -> tuple[int, ...]:
         return tuple(len(v) for v in self.values)
 
     def combo(self, k: int) -> dict[str, Any]:
-        """Every parameter's value (fixed and swept) for combination ``k``."""
+        """Every parameter's value (fixed and swept) for combination ``k`` (counting valid ones only)."""
         params = dict(self.fixed)
-        for name, values, pos in zip(self.names, self.values, self.indices(k), strict=True):
+        full = self.keep[k] if self.keep is not None else k
+        for name, values, pos in zip(self.names, self.values, self.indices(full), strict=True):
             params[name] = values[pos]
         return self._ordered(params)
 
@@ -53,7 +64,7 @@ class Grid:
         return {name: params[name] for name in self.order} if self.order else params
 
     def indices(self, k: int) -> tuple[int, ...]:
-        """Position of combination ``k`` along each swept parameter."""
+        """Position of combination ``k`` of the full product along each swept parameter."""
         out = []
         for size in reversed(self.shape()):
             k, pos = divmod(k, size)
@@ -137,7 +148,9 @@ def default_values(param: Param) -> tuple[Any, ...] | None:
         return None
     step = param.step if param.step is not None else (1 if param.kind is int else None)
     if step is None:
-        return None
+        raise UserError(f"parameter {param.name} is continuous ({param.low}..{param.high}, no step), so it has no "
+                        f"grid; give it a step (--grid {param.name}=start:stop:step), fix it (--param "
+                        f"{param.name}=...) or sample it (--search random|tpe)")
     spec = f"{param.name}={param.low}:{param.high}:{step}"
     values = decimal_range(Decimal(str(param.low)), Decimal(str(param.high)), Decimal(str(step)), spec)
     return tuple(param.kind(float(v)) if param.kind is float else int(v) for v in values)
@@ -179,7 +192,28 @@ def build_grid(cls: type[Strategy], specs: list[str] | None, fixed: dict[str, st
     for name, param in params.items():
         if name not in swept and name not in fixed_values:
             fixed_values[name] = param.default
-    return Grid(tuple(order), tuple(swept[n] for n in order), fixed_values, tuple(params))
+    grid = Grid(tuple(order), tuple(swept[n] for n in order), fixed_values, tuple(params))
+    return constrain(cls, grid)
+
+
+def has_constraints(cls: type[Strategy]) -> bool:
+    """Whether the strategy declares constraints between its parameters (overrides ``valid``)."""
+    return getattr(cls, "valid", Strategy.valid) is not Strategy.valid
+
+
+def is_valid(cls: type[Strategy], params: dict[str, Any]) -> bool:
+    """The strategy's ``valid()`` for these parameter values."""
+    return bool(cls(**params).valid())
+
+
+def constrain(cls: type[Strategy], grid: Grid) -> Grid:
+    """The grid without the combinations the strategy's ``valid()`` refuses (unchanged when it has none)."""
+    if not has_constraints(cls):
+        return grid
+    keep = tuple(k for k in range(grid.full_size()) if is_valid(cls, grid.combo(k)))
+    if not keep:
+        raise UserError(f"no combination of the grid passes {cls.strategy_name()}.valid(); widen the grid")
+    return replace(grid, keep=keep)
 
 
 def parse_memory(text: str) -> int:
@@ -195,7 +229,7 @@ def parse_memory(text: str) -> int:
 
 
 def iter_combos(grid: Grid):
-    """All combinations in grid order (for small grids and tests)."""
+    """All combinations of the full product in grid order (for small grids and tests)."""
     for items in itertools.product(*grid.values):
         params = dict(grid.fixed)
         params.update(zip(grid.names, items, strict=True))

@@ -48,12 +48,17 @@ def _init_local(token: str, payload: bytes) -> None:
     _job(token, payload)
 
 
-def _run_local(token: str, k0: int, k1: int, window: Window) -> ChunkResult:
-    return evaluate(_job(token, None), k0, k1, window)
+def _run_local(token: str, k0: int, k1: int, window: Window, combos: list | None = None) -> ChunkResult:
+    return evaluate(_job(token, None), k0, k1, window, combos)
 
 
-def _run_dask(token: str, payload: bytes, k0: int, k1: int, window: Window) -> ChunkResult:
-    return evaluate(_job(token, payload), k0, k1, window)
+def _run_dask(token: str, payload: bytes, k0: int, k1: int, window: Window, combos: list | None = None) -> ChunkResult:
+    return evaluate(_job(token, payload), k0, k1, window, combos)
+
+
+def _part(combos: list | None, k0: int, k1: int) -> list | None:
+    """The explicit parameter sets of combinations ``k0 .. k1-1`` (None: the job's grid gives them)."""
+    return None if combos is None else combos[k0:k1]
 
 
 class InProcess:
@@ -65,9 +70,9 @@ class InProcess:
         self.job = job
         self.workers = 1
 
-    def run(self, tasks: list[tuple[int, int]], window: Window) -> Iterator[ChunkResult]:
+    def run(self, tasks: list[tuple[int, int]], window: Window, combos: list | None = None) -> Iterator[ChunkResult]:
         for k0, k1 in tasks:
-            yield evaluate(self.job, k0, k1, window)
+            yield evaluate(self.job, k0, k1, window, _part(combos, k0, k1))
 
     def close(self) -> None:
         pass
@@ -87,9 +92,9 @@ class LocalProcesses:
         # Start every worker now, before any thread (progress display) exists in this process.
         self.pool.submit(int, 0).result()
 
-    def run(self, tasks: list[tuple[int, int]], window: Window) -> Iterator[ChunkResult]:
-        yield from _bounded(lambda k0, k1: self.pool.submit(_run_local, self.token, k0, k1, window), tasks,
-                            2 * self.workers)
+    def run(self, tasks: list[tuple[int, int]], window: Window, combos: list | None = None) -> Iterator[ChunkResult]:
+        yield from _bounded(lambda k0, k1: self.pool.submit(_run_local, self.token, k0, k1, window,
+                                                            _part(combos, k0, k1)), tasks, 2 * self.workers)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -122,11 +127,11 @@ class DaskCluster:
         self.token = token
         self.payload = self.client.scatter(serialise(job), broadcast=True, hash=False)
 
-    def run(self, tasks: list[tuple[int, int]], window: Window) -> Iterator[ChunkResult]:
+    def run(self, tasks: list[tuple[int, int]], window: Window, combos: list | None = None) -> Iterator[ChunkResult]:
         from distributed import as_completed
 
-        futures = [self.client.submit(_run_dask, self.token, self.payload, k0, k1, window, pure=False)
-                   for k0, k1 in tasks]
+        futures = [self.client.submit(_run_dask, self.token, self.payload, k0, k1, window, _part(combos, k0, k1),
+                                      pure=False) for k0, k1 in tasks]
         try:
             for future in as_completed(futures, loop=self.client.loop):
                 yield future.result()

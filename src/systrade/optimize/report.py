@@ -39,7 +39,34 @@ def heatmap_axes(grid: Grid, choice: str | None) -> tuple[str, str | None]:
 
 
 def heatmap_matrix(sweep: Sweep, x: str, y: str | None) -> tuple[list, list, np.ndarray]:
-    """Metric values on a (y, x) grid; over other swept parameters each cell keeps the best (NaN ignored)."""
+    """Metric values on a (y, x) grid; over other swept parameters each cell keeps the best (NaN ignored).
+
+    Works for any set of evaluated combinations (a grid, a constrained grid, sampled trials): cells nothing
+    was evaluated in are NaN.
+    """
+    grid = sweep.job.grid
+    if isinstance(grid, Grid) and grid.keep is None:
+        return _full_grid_matrix(sweep, x, y)
+    metric = sweep.column(METRICS[sweep.metric])
+    axes = list(grid.names)
+    xs = list(grid.values[axes.index(x)])
+    ys = [] if y is None else list(grid.values[axes.index(y)])
+    x_pos = {v: i for i, v in enumerate(xs)}
+    y_pos = {v: i for i, v in enumerate(ys)}
+    best = np.full((max(len(ys), 1), len(xs)), np.nan)
+    for k in range(sweep.n_combos):
+        value = metric[k]
+        if np.isnan(value):
+            continue
+        params = grid.combo(k)
+        cell = (0 if y is None else y_pos[params[y]], x_pos[params[x]])
+        if np.isnan(best[cell]) or value > best[cell]:
+            best[cell] = value
+    return xs, ys, best
+
+
+def _full_grid_matrix(sweep: Sweep, x: str, y: str | None) -> tuple[list, list, np.ndarray]:
+    """``heatmap_matrix`` of a whole Cartesian grid, vectorised."""
     grid = sweep.job.grid
     values = sweep.column(METRICS[sweep.metric]).reshape(grid.shape())
     axes = list(grid.names)

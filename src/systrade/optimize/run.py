@@ -15,7 +15,9 @@ from systrade.backtest.request import BacktestOptions, PreparedBacktest, prepare
 from systrade.config import Settings
 from systrade.errors import UserError
 from systrade.optimize.grid import Grid, build_grid, parse_memory
+from systrade.optimize.search import SEARCHES, Space, Trials, build_space, run_search
 from systrade.optimize.sweep import (
+    COLUMNS,
     METRICS,
     Detail,
     Plan,
@@ -45,6 +47,28 @@ class SweepOptions:
     cluster: str | None = None
     chunk_size: int | None = None
     progress: bool = True
+    search: str = "grid"  # grid | random | tpe
+    trials: int | None = None  # distinct combinations a sampled search evaluates
+    seed: int = 0
+    search_timeout: float | None = None  # seconds; a sampled search stops proposing after this
+
+
+DEFAULT_TRIALS = 100
+
+
+def check_search_options(options: SweepOptions) -> None:
+    """Refuse search options that do not fit together (before any data is read)."""
+    if options.search not in SEARCHES:
+        raise UserError(f"--search {options.search!r} is not known; use one of {', '.join(SEARCHES)}")
+    if options.search == "grid":
+        for flag, value in (("--trials", options.trials), ("--search-timeout", options.search_timeout)):
+            if value is not None:
+                raise UserError(f"{flag} applies to a sampled search; add --search random or --search tpe")
+        return
+    if options.trials is not None and options.trials < 1:
+        raise UserError(f"--trials {options.trials} is not valid; give 1 or more")
+    if options.search_timeout is not None and options.search_timeout <= 0:
+        raise UserError(f"--search-timeout {options.search_timeout} is not valid; give a positive number of seconds")
 
 
 def resident_bytes() -> int:
@@ -75,6 +99,7 @@ class SweepSession:
             raise UserError(f"--metric {options.metric!r} is not known; use one of {', '.join(METRICS)}")
         if options.workers is not None and options.workers < 1:
             raise UserError(f"--workers {options.workers} is not valid; give 1 or more")
+        check_search_options(options)
         self.options = options
         self.console = console or Console(stderr=True)
         self.budget = parse_memory(options.memory)
@@ -83,7 +108,14 @@ class SweepSession:
             raise UserError("a sweep runs on one symbol; give one --symbol (or --data file)")
         self.candles = self.prepared.candles[0]
         cls = type(self.prepared.strategy)
-        self.grid: Grid = build_grid(cls, options.grid, parse_param_overrides(options.backtest.params))
+        overrides = parse_param_overrides(options.backtest.params)
+        self.space: Space | None = None
+        self.grid: Grid | Trials
+        if options.search == "grid":
+            self.grid = build_grid(cls, options.grid, overrides)
+        else:
+            self.space = build_space(cls, options.grid, overrides)
+            self.grid = Trials(self.space)
         self.job = SweepJob(cls, self.grid, self.candles, self.prepared.rules, self.prepared.cash,
                             self.prepared.year_days)
         _warm_kernel()
@@ -91,19 +123,79 @@ class SweepSession:
         if options.cluster:
             workers = 1  # planned again below with the cluster's worker count
         self.base = resident_bytes()
-        self.plan: Plan = plan_sweep(len(self.candles.frame), len(self.grid), workers, self.budget,
+        self.plan: Plan = plan_sweep(len(self.candles.frame), self.n_planned, workers, self.budget,
                                      self.base, options.chunk_size)
         from systrade.optimize.parallel import make_runner
 
         self.job.cache_bytes = self.plan.cache_bytes
         self.runner = make_runner(self.job, self.plan.workers, options.cluster, uuid.uuid4().hex)
         if options.cluster:
-            self.plan = plan_sweep(len(self.candles.frame), len(self.grid), self.runner.workers,
+            self.plan = plan_sweep(len(self.candles.frame), self.n_planned, self.runner.workers,
                                    self.budget, self.base, options.chunk_size, processes=False)
 
     @property
     def metric(self) -> str:
         return self.options.metric
+
+    @property
+    def n_planned(self) -> int:
+        """Combinations the run is planned for: the grid's, or the trials asked for."""
+        return len(self.grid) if self.space is None else (self.options.trials or DEFAULT_TRIALS)
+
+    def search(self, window: Window, label: str = "search") -> Sweep:
+        """A sampled search on ``window``: trials proposed in batches, each batch evaluated by the workers."""
+        import math
+
+        import numpy as np
+
+        from systrade.optimize.sweep import COLUMN, chunks, n_blocks_for, rank
+
+        assert self.space is not None
+        options = self.options
+        started = time.perf_counter()
+        metric_rows: list = []
+        block_rows: list = []
+        n_blocks = n_blocks_for(window, self.job.n_blocks)
+        column = COLUMN[METRICS[self.metric]]
+        workers = max(1, self.runner.workers)
+
+        def evaluate(combos: list[dict[str, Any]]) -> list[float]:
+            size = max(1, min(self.plan.chunk_size, math.ceil(len(combos) / workers)))
+            metrics = np.full((len(combos), len(COLUMNS)), np.nan)
+            blocks = np.zeros((len(combos), n_blocks, 3))
+            for result in self.runner.run(chunks(len(combos), size), window, combos):
+                k1 = result.k0 + len(result.metrics)
+                metrics[result.k0:k1] = result.metrics
+                if result.blocks is not None:
+                    blocks[result.k0:k1] = result.blocks
+            metric_rows.append(metrics)
+            block_rows.append(blocks)
+            if advance is not None:
+                advance(sum(len(m) for m in metric_rows))
+            return [float(v) for v in metrics[:, column]]
+
+        advance = None
+        total = self.n_planned
+        if options.progress:
+            with progress_bar("trials", self.console) as progress:
+                task = progress.add_task(label, total=total, rate="")
+
+                def advance(done: int) -> None:
+                    elapsed = time.perf_counter() - started
+                    progress.update(task, completed=done,
+                                    rate=rate_text(done / elapsed if elapsed > 0 else None, "trials"))
+
+                trials = run_search(self.space, options.search, total, options.seed, evaluate,
+                                    options.search_timeout)
+        else:
+            trials = run_search(self.space, options.search, total, options.seed, evaluate, options.search_timeout)
+        self.grid = self.job.grid = trials
+        if not metric_rows:
+            raise UserError("the search evaluated no trial (--search-timeout too short?); allow it more time")
+        metrics = np.concatenate(metric_rows)
+        blocks = np.concatenate(block_rows) if n_blocks else None
+        order = rank(metrics[:, column])
+        return Sweep(self.job, window, self.metric, metrics, blocks, order, time.perf_counter() - started)
 
     def sweep(self, window: Window, label: str = "sweep") -> Sweep:
         """Every combination on ``window``, with a progress bar (combinations/s and ETA)."""
@@ -156,7 +248,8 @@ def run_optimize(options: SweepOptions, settings: Settings, console: Console | N
     with SweepSession(options, settings, console) as session:
         if check is not None:
             check(session)
-        sweep = session.sweep(session.job.full_window(), "optimize")
+        window = session.job.full_window()
+        sweep = session.sweep(window, "optimize") if session.space is None else session.search(window, "optimize")
     best = detail(session.job, sweep.best, sweep.window)
     stats = luck(sweep, best)
     return OptimizeResult(session, sweep, best, stats, time.perf_counter() - started)

@@ -90,9 +90,11 @@ def _slice(candles: Candles, start: int, stop: int) -> Candles:
     return Candles(candles.symbol, candles.timeframe, frame, candles.source, candles.synthetic)
 
 
-def combo_signals(job: SweepJob, k: int, data: Candles) -> dict[str, np.ndarray | None]:
-    """The strategy's validated signals for combination ``k`` (exactly as ``systrade backtest`` gets them)."""
-    return compute_signals(job.strategy_cls(**job.grid.combo(k)), data)
+def combo_signals(job: SweepJob, k: int, data: Candles,
+                  params: dict[str, Any] | None = None) -> dict[str, np.ndarray | None]:
+    """The strategy's validated signals for combination ``k`` (or for ``params`` when given), exactly as
+    ``systrade backtest`` gets them."""
+    return compute_signals(job.strategy_cls(**(job.grid.combo(k) if params is None else params)), data)
 
 
 def n_blocks_for(window: Window, n_blocks: int) -> int:
@@ -100,19 +102,23 @@ def n_blocks_for(window: Window, n_blocks: int) -> int:
     return n_blocks if window.bars - 1 >= n_blocks else 0
 
 
-def evaluate(job: SweepJob, k0: int, k1: int, window: Window) -> ChunkResult:
+def evaluate(job: SweepJob, k0: int, k1: int, window: Window,
+             combos: list[dict[str, Any]] | None = None) -> ChunkResult:
     """Metrics and block sums of combinations ``k0 .. k1-1`` on ``window``.
 
-    ``@indicator`` results are reused across the combinations a worker evaluates on the same data.
+    ``combos``: the parameter sets of these combinations given explicitly (``k1 - k0`` of them; a sampled
+    search's trials), instead of the job's grid. ``@indicator`` results are reused across the combinations a
+    worker evaluates on the same data.
     """
     from systrade.reuse import indicator_cache
 
     data = _slice(job.candles, window.sig_start, window.stop)
     with indicator_cache(data.frame, job.cache_bytes, keep=True):
-        return _evaluate_kernel(job, k0, k1, window, data)
+        return _evaluate_kernel(job, k0, k1, window, data, combos)
 
 
-def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Candles) -> ChunkResult:
+def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Candles,
+                     combos: list[dict[str, Any]] | None = None) -> ChunkResult:
     from systrade.optimize.sweep_kernel import (
         EMPTY_F,
         N_STATS,
@@ -133,7 +139,8 @@ def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Cand
     stats = np.empty(N_STATS)
     cash = float(job.cash)
     for row, k in enumerate(range(k0, k1)):
-        s = resolve_signals(combo_signals(job, k, data), job.rules.direction)
+        given = None if combos is None else combos[row]
+        s = resolve_signals(combo_signals(job, k, data, given), job.rules.direction)
         simulate_stats(opens, highs, lows, closes, readonly(s["entries"]), readonly(s["exits"]),
                        readonly(s["short_entries"]), readonly(s["short_exits"]), start, stop, cash, params, edges,
                        stats, blocks[row], EMPTY_F, EMPTY_F)
