@@ -106,7 +106,9 @@ def test_same_seed_same_trials_and_results_with_1_and_2_workers(run_cli, workdir
     assert one["best"] == two["best"] and one["pbo"] == two["pbo"]
     assert one["deflated_sharpe"] == two["deflated_sharpe"]
     other = optimize_json(run_cli, workdir, "sma_cross", "--search", search, "--trials", str(trials), "--seed", "8",
-                          "--workers", "1", name="other.json")
+                          "--workers", "1", "--report", "other.html", name="other.json")
+    report = (workdir / "other.html").read_text()
+    assert '"type":"heatmap"' in report and f"{trials} trials ({search} search, seed 8)" in report
     assert trial_params(other) != trial_params(one)
 
 
@@ -233,3 +235,28 @@ def test_search_timeout_stops_proposing_between_batches() -> None:
     trials = run_search(build_space(Big, None), "tpe", 100, 0, lambda batch: [0.0] * len(batch), timeout=2.5,
                         clock=lambda: next(ticks))
     assert len(trials) == 2 * 16 and "--search-timeout 2.5 s reached" in trials.stopped  # looks at 1 and 2 s pass
+
+
+def test_heatmap_cells_of_a_constrained_grid_and_of_sampled_trials(workdir: Path) -> None:
+    from systrade.optimize.report import heatmap_matrix
+
+    (workdir / "ordered.py").write_text(CONSTRAINED)
+    for search, trials in (("grid", None), ("random", 15)):
+        opts = SweepOptions(BacktestOptions(strategy=str(workdir / "ordered.py"), start="2024-01-01",
+                                            end="2024-02-10"), ["fast=5:12:1", "slow=8:14:2"], "sharpe", "2GB", 1,
+                            progress=False, search=search, trials=trials)
+        sweep = run_optimize(opts, settings()).sweep
+        xs, ys, matrix = heatmap_matrix(sweep, "fast", "slow")
+        by_cell = {(sweep.row(k)["params"]["slow"], sweep.row(k)["params"]["fast"]): sweep.row(k)["sharpe"]
+                   for k in range(sweep.n_combos)}
+        assert sorted(xs) == xs and sorted(ys) == ys and matrix.shape == (len(ys), len(xs))
+        filled = 0
+        for i, slow in enumerate(ys):
+            for j, fast in enumerate(xs):
+                if (slow, fast) in by_cell:
+                    filled += 1
+                    assert matrix[i, j] == by_cell[(slow, fast)]
+                else:  # refused by valid() or never tried
+                    assert math.isnan(matrix[i, j])
+                    assert fast >= slow or search == "random"
+        assert filled == sweep.n_combos == (23 if search == "grid" else 15)

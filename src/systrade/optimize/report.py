@@ -101,6 +101,14 @@ def _page(title: str, synthetic: bool, body: str) -> str:
             f"</head><body><h1>{title}</h1>{warning}{body}</body></html>")
 
 
+def _searched(session) -> str:
+    """``combinations`` for a grid, ``trials (tpe search, seed 0)`` for a sampled search."""
+    if session.space is None:
+        skipped = session.grid.skipped
+        return "combinations" + (f" ({skipped:,} skipped: refused by valid())" if skipped else "")
+    return f"trials ({session.options.search} search, seed {session.options.seed})"
+
+
 def render_optimize_report(result, top: int, axes: tuple[str, str | None]) -> str:
     import plotly.graph_objects as go
 
@@ -125,7 +133,8 @@ def render_optimize_report(result, top: int, axes: tuple[str, str | None]) -> st
     frame = session.candles.frame
     info = (f"<p>data: {html.escape(session.candles.note)} ({session.candles.symbol} {session.candles.timeframe}, "
             f"{frame.index[0]} to {frame.index[-1]}, {len(frame):,} bars)</p>"
-            f"<p>{sweep.n_combos:,} combinations, ranked by {html.escape(sweep.metric)}; grid: "
+            f"<p>{sweep.n_combos:,} {_searched(session)}, ranked by {html.escape(sweep.metric)}; "
+            f"{'grid' if session.space is None else 'space'}: "
             f"{html.escape(str(session.grid.describe()))}; rules: "
             f"{html.escape(str(session.prepared.rules.to_dict()))}; annualised with {session.prepared.year_days:g} "
             "days a year</p>"
