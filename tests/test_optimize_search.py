@@ -196,6 +196,12 @@ def test_a_constraint_removes_exactly_the_combinations_it_should(run_cli, workdi
                             name="sampled.json")
     assert sampled["trials"] == 23 and all(r["params"]["fast"] < r["params"]["slow"] for r in sampled["top"])
     assert trial_params(sampled) == trial_params(doc)  # exactly the valid set, each once
+    for search in ("random", "tpe"):  # asked for more than there are: stops at the 23 valid sets, and says so
+        more = run_cli("optimize", "ordered.py", *grid, *CUT, "--no-progress", "--search", search, "--trials", "40",
+                       "--top", "100", "--json", f"more_{search}.json")
+        assert more.returncode == 0, more.stderr
+        assert json.loads((workdir / f"more_{search}.json").read_text())["trials"] == 23
+        assert "only 23 distinct valid parameter sets" in " ".join(more.stdout.split())
 
 
 def test_a_grid_over_a_stepless_continuous_param_is_refused(run_cli, workdir: Path) -> None:

@@ -250,6 +250,25 @@ class TpeSampler:
             self.study.tell(trial, max(min(value, 1e300), -1e300))
 
 
+COUNT_LIMIT = 200_000  # a finite space up to this size is counted exactly (with its constraints)
+
+
+def _distinct_valid(space: Space) -> float:
+    """How many distinct parameter sets the space holds that ``valid()`` accepts (inf when not countable)."""
+    size = space.size()
+    if not math.isfinite(size):
+        return math.inf
+    if not has_constraints(space.strategy_cls):
+        return size
+    if size > COUNT_LIMIT:
+        return math.inf
+    import itertools
+
+    names = space.names
+    return sum(is_valid(space.strategy_cls, space.params(dict(zip(names, values, strict=True))))
+               for values in itertools.product(*(d.values for d in space.dims)))
+
+
 Evaluate = Callable[[list[dict[str, Any]]], list[float]]
 
 
@@ -270,9 +289,10 @@ def run_search(space: Space, kind: str, n_trials: int, seed: int, evaluate: Eval
     results: dict[tuple, float] = {}
     constrained = has_constraints(space.strategy_cls)
     target = n_trials
-    if space.size() < n_trials and not constrained:
-        target = int(space.size())
-        trials.stopped = f"the search space has only {target:,} distinct parameter sets"
+    available = _distinct_valid(space) if space.size() < n_trials or constrained else math.inf
+    if available < n_trials:
+        target = int(available)
+        trials.stopped = f"the search space has only {target:,} distinct valid parameter sets"
     proposals, limit = 0, MAX_PROPOSALS_PER_TRIAL * n_trials + 1000
     while len(trials) < target:
         if timeout is not None and clock() - started >= timeout:
