@@ -266,3 +266,20 @@ def test_heatmap_cells_of_a_constrained_grid_and_of_sampled_trials(workdir: Path
                     assert math.isnan(matrix[i, j])
                     assert fast >= slow or search == "random"
         assert filled == sweep.n_combos == (23 if search == "grid" else 15)
+
+
+def test_search_timeout_and_the_global_timeout_are_separate_options(run_cli, workdir: Path) -> None:
+    doc = optimize_json(run_cli, workdir, "sma_cross", "--timeout", "120", "--search", "random", "--trials", "5",
+                        "--search-timeout", "300", name="t.json")
+    assert doc["trials"] == 5
+    result = run_cli("optimize", "sma_cross", *CUT, "--no-progress", "--timeout", "-1", "--search", "random")
+    assert result.returncode == 2 and "--timeout '-1' is not valid" in result.stderr
+
+
+def test_log_params_need_positive_bounds_and_say_so() -> None:
+    assert "log" in Param(0.02, low=0.005, high=0.1, log=True).describe_range()
+    for low, high in ((0.0, 0.1), (None, 0.1), (-1.0, 1.0)):
+        with pytest.raises(ValueError, match="positive low and high"):
+            Param(0.02, low=low, high=high, log=True)
+    space = build_space(Big, None)
+    assert space.dims[0].values is not None and len(space.dims[0].values) == 10_000  # int with step: discrete
