@@ -283,3 +283,22 @@ def test_log_params_need_positive_bounds_and_say_so() -> None:
             Param(0.02, low=low, high=high, log=True)
     space = build_space(Big, None)
     assert space.dims[0].values is not None and len(space.dims[0].values) == 10_000  # int with step: discrete
+
+
+def test_a_tpe_search_on_a_dask_cluster_gives_the_same_trials_as_one_worker() -> None:
+    from distributed import LocalCluster
+
+    def search(workers: int, cluster: str | None = None, chunk_size: int | None = None):
+        opts = SweepOptions(BacktestOptions(strategy="sma_cross", start="2024-01-01", end="2024-02-10"),
+                            ["fast=2:30:1", "slow=10:100:5"], "sharpe", "2GB", workers, cluster, chunk_size,
+                            progress=False, search="tpe", trials=24, seed=3)
+        return run_optimize(opts, settings())
+
+    alone = search(1)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      dashboard_address=None) as cluster:
+        spread = search(1, cluster.scheduler_address, chunk_size=2)
+    assert spread.session.runner.kind == "dask cluster"
+    assert spread.sweep.job.grid.combos == alone.sweep.job.grid.combos
+    np.testing.assert_array_equal(spread.sweep.metrics, alone.sweep.metrics)
+    np.testing.assert_array_equal(spread.sweep.blocks, alone.sweep.blocks)
