@@ -156,17 +156,24 @@ def default_values(param: Param) -> tuple[Any, ...] | None:
     return tuple(param.kind(float(v)) if param.kind is float else int(v) for v in values)
 
 
-def build_grid(cls: type[Strategy], specs: list[str] | None, fixed: dict[str, str] | None = None) -> Grid:
-    """The sweep grid: the ``--grid`` specs, else every Param that has a range; the rest stay fixed.
-
-    ``fixed`` are ``--param`` overrides (strings); a parameter may not be both fixed and swept.
-    """
+def checked_fixed(cls: type[Strategy], fixed: dict[str, str] | None) -> dict[str, str]:
+    """The ``--param`` overrides, each naming a parameter the strategy has."""
     params = cls.params()
     fixed = dict(fixed or {})
     for name in fixed:
         if name not in params:
             raise UserError(f"strategy {cls.strategy_name()} has no parameter {name!r}; its parameters are: "
                             + (", ".join(params) or "(none)"))
+    return fixed
+
+
+def build_grid(cls: type[Strategy], specs: list[str] | None, fixed: dict[str, str] | None = None) -> Grid:
+    """The sweep grid: the ``--grid`` specs, else every Param that has a range; the rest stay fixed.
+
+    ``fixed`` are ``--param`` overrides (strings); a parameter may not be both fixed and swept.
+    """
+    params = cls.params()
+    fixed = checked_fixed(cls, fixed)
     swept: dict[str, tuple[Any, ...]] = {}
     if specs:
         for spec in specs:

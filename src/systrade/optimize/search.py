@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from systrade.errors import UserError
-from systrade.optimize.grid import default_values, has_constraints, is_valid, parse_grid_spec
+from systrade.optimize.grid import checked_fixed, default_values, has_constraints, is_valid, parse_grid_spec
 from systrade.strategy import Param, Strategy
 
 SEARCHES = ("grid", "random", "tpe")
@@ -99,11 +99,7 @@ class Space:
 def build_space(cls: type[Strategy], specs: list[str] | None, fixed: dict[str, str] | None = None) -> Space:
     """The search space: the ``--grid`` items (their values, sampled), else every Param with a range."""
     params = cls.params()
-    fixed = dict(fixed or {})
-    for name in fixed:
-        if name not in params:
-            raise UserError(f"strategy {cls.strategy_name()} has no parameter {name!r}; its parameters are: "
-                            + (", ".join(params) or "(none)"))
+    fixed = checked_fixed(cls, fixed)
     given: dict[str, tuple[Any, ...]] = {}
     for spec in specs or []:
         name, values = parse_grid_spec(spec, params)
