@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from systrade.backtest.request import BacktestOptions, prepare_backtest, with_market_rules
@@ -17,6 +17,7 @@ from systrade.config import BotSettings, Settings, allocate_capital
 from systrade.data.load import Candles, load_candles
 from systrade.errors import UserError
 from systrade.live.replay import ReplayResult, replay, replay_bot_settings
+from systrade.live.runner import bot_rules
 from systrade.sim.rules import PositionRules
 from systrade.strategy import StrategyRef, build_strategy, load_strategy, parse_param_overrides
 
@@ -44,15 +45,11 @@ def run_replay(options: BacktestOptions, settings: Settings, history: int | None
         params = {**configured.params, **parse_param_overrides(options.params)}
         strategy = build_strategy(ref, params)
         cls = ref.cls
-        rules = PositionRules(
-            direction=options.direction or configured.direction or cls.direction, size=configured.size,
-            size_type=configured.size_type,
-            fees=_first(options.fees, configured.fees, settings.backtest.fees),
-            slippage=_first(options.slippage, configured.slippage),
-            stop_loss=_first(options.stop_loss, configured.stop_loss, cls.stop_loss),
-            take_profit=_first(options.take_profit, configured.take_profit, cls.take_profit),
-            sell_fees=options.sell_fees, granularity=options.granularity, tick=options.tick,
-            min_amount=options.min_amount, min_cost=options.min_cost)
+        given = {name: getattr(options, name) for name in ("direction", "fees", "slippage", "stop_loss", "take_profit")
+                 if getattr(options, name) is not None}  # options given on the command line win
+        rules = replace(bot_rules(configured.model_copy(update=given), cls, settings.backtest.fees),
+                        sell_fees=options.sell_fees, granularity=options.granularity, tick=options.tick,
+                        min_amount=options.min_amount, min_cost=options.min_cost)
         symbols = options.symbols or ([] if options.data_file else [configured.symbol])
         candles = load_candles(settings.data.dir, options.data_file,
                                options.exchange or (None if options.data_file else configured.exchange), symbols,
@@ -105,7 +102,3 @@ def replay_payload(run: ReplayRun) -> dict[str, Any]:
         "bars_per_second": r.bars_per_second, "data_source": run.candles.source, "synthetic": run.candles.synthetic,
     }
 
-
-def _first(*values):
-    """The first value that is set: a command-line option, then the bot's setting, then the default."""
-    return next((v for v in values if v is not None), None)

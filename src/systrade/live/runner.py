@@ -81,11 +81,7 @@ class BotRunner:
         self.settings = settings
         self.strategy: Strategy = build_strategy(ref, settings.params)
         cls = ref.cls
-        self.rules = rules or PositionRules(direction=settings.direction or cls.direction, size=settings.size,
-                                            size_type=settings.size_type, fees=settings.fees or 0.0,
-                                            slippage=settings.slippage,
-                                            stop_loss=_first(settings.stop_loss, cls.stop_loss),
-                                            take_profit=_first(settings.take_profit, cls.take_profit))
+        self.rules = rules or bot_rules(settings, cls)
         self.market_fees = rules is None and settings.fees is None  # fees from the market's taker fee
         if self.has_stops and not getattr(broker, "supports_stops", False):
             raise UserError(f"bot {settings.name}: strategy {cls.strategy_name()} uses stop_loss/take_profit, which "
@@ -599,6 +595,13 @@ def _missed_text(missed: pd.DatetimeIndex, count: int) -> str:
     return text + f" ({_bars(count, 'candle')}" + (f", {earlier} before the fetched history)" if earlier else ")")
 
 
-def _first(*values):
-    """The first value that is set (a bot's setting before its strategy's default)."""
-    return next((v for v in values if v is not None), None)
+def bot_rules(settings: BotSettings, cls: type[Strategy], default_fees: float = 0.0) -> PositionRules:
+    """A bot's position rules: its own settings, else its strategy's (direction, stops); ``default_fees`` when
+    the bot sets none (the daemon then takes the market's taker fee instead, see ``BotRunner.market_fees``)."""
+    def own(value, fallback):
+        return fallback if value is None else value
+
+    return PositionRules(direction=settings.direction or cls.direction, size=settings.size,
+                         size_type=settings.size_type, fees=own(settings.fees, default_fees),
+                         slippage=settings.slippage, stop_loss=own(settings.stop_loss, cls.stop_loss),
+                         take_profit=own(settings.take_profit, cls.take_profit))
