@@ -307,7 +307,9 @@ def test_a_second_daemon_on_the_same_ledger_is_refused(tmp_path: Path) -> None:
 def test_paper_run_once_holds_the_lock_while_it_ticks(tmp_path: Path) -> None:
     lock = tmp_path / "paper.sqlite.lock"
     with minute_fake() as fake:
-        config = config_for(tmp_path, fake, [long_bot(tmp_path)])
+        # The held request must not time out while the second daemon starts (slow on a busy machine): the
+        # --once run would give up its tick, exit and free the lock.
+        config = config_for(tmp_path, fake, [long_bot(tmp_path)], timeout_ms=600_000)
         hold = fake.hold("GET", "/api/v3/depth")  # the tick sizing its order: the --once run is mid-tick
         once = start(config, "paper", "run", "--once")
         try:
