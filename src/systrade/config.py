@@ -208,12 +208,47 @@ class PaperSettings(_Strict):
         return self
 
 
+class AlpacaSettings(_Strict):
+    """Alpaca (US stocks and ETFs): the default URLs are its paper account and its market data."""
+
+    trading_url: str = Field("https://paper-api.alpaca.markets", description="the trading API (paper by default; "
+                             "only a changed URL reaches a real-money account)")
+    data_url: str = Field("https://data.alpaca.markets", description="the market data API")
+    feed: str = Field("iex", examples=["iex", "sip"], description="the market data feed named in every request "
+                      "(iex is free; sip needs a subscription)")
+    fees: float = Field(0.0, ge=0, lt=1, description="fee per fill, a fraction of traded value (Alpaca charges no "
+                        "commission on stocks)")
+    sell_fees: float = Field(0.0, ge=0, lt=1, description="extra charge on sells, a fraction of traded value "
+                             "(regulatory fees, e.g. 0.0000278)")
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for one answer")
+
+
+class KisSettings(_Strict):
+    """Korea Investment & Securities (KRX stocks): the default URL is its mock-trading (모의투자) domain."""
+
+    url: str = Field("https://openapivts.koreainvestment.com:29443", description="the Open API host (mock "
+                     "trading by default; the real-money host is https://openapi.koreainvestment.com:9443)")
+    fees: float = Field(0.00015, ge=0, lt=1, description="brokerage commission per fill, a fraction of traded value")
+    sell_tax: float = Field(0.0015, ge=0, lt=1, description="securities transaction tax (and rural tax) on sells, a "
+                            "fraction of traded value; check the year's rate for your market")
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for one answer")
+
+
+class BrokersSettings(_Strict):
+    """Stock brokers; keys come from the environment only (SYSTRADE_ALPACA_API_KEY, SYSTRADE_ALPACA_SECRET,
+    SYSTRADE_KIS_APP_KEY, SYSTRADE_KIS_APP_SECRET, SYSTRADE_KIS_ACCOUNT)."""
+
+    alpaca: AlpacaSettings = AlpacaSettings()
+    kis: KisSettings = KisSettings()
+
+
 class Settings(_Strict):
     data: DataSettings = DataSettings()
     network: NetworkSettings = NetworkSettings()
     paper: PaperSettings = PaperSettings()
     strategies: StrategySettings = StrategySettings()
     backtest: BacktestSettings = BacktestSettings()
+    brokers: BrokersSettings = BrokersSettings()
     exchanges: dict[str, dict[str, Any]] = Field({}, examples=[{"binance": {"timeout": 10000}}], description="per "
                                                  "ccxt exchange id, deep-merged into its client's config (urls, "
                                                  "options, timeout); never keys or secrets")

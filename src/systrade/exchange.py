@@ -47,7 +47,7 @@ def secrets_for(exchange_id: str) -> dict[str, str]:
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s/]+)(?=@)")
-SECRET_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_TOKEN", "_APP_KEY", "_APP_SECRET")
+SECRET_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_TOKEN", "_APP_KEY", "_APP_SECRET", "_ACCOUNT")
 
 
 def _secret_forms(value: str) -> set[str]:
@@ -122,16 +122,22 @@ class RetryPolicy:
     max_backoff_seconds: float = 60.0
 
     def delay(self, attempt: int, error: BaseException) -> float:
+        from systrade.venues.errors import BrokerRateLimited
+
+        if isinstance(error, BrokerRateLimited) and error.retry_after is not None:  # the broker said how long
+            return max(float(error.retry_after), 0.0)
         ccxt = _ccxt()
         base = self.rate_limit_backoff_seconds if isinstance(
-            error, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)) else self.backoff_seconds
+            error, (ccxt.DDoSProtection, ccxt.RateLimitExceeded, BrokerRateLimited)) else self.backoff_seconds
         return min(self.max_backoff_seconds, base * (2 ** attempt))
 
 
 def is_retryable(error: BaseException) -> bool:
-    """True for errors that may pass if the same call is made again."""
+    """True for errors that may pass if the same call is made again (ccxt's and the brokers' alike)."""
+    from systrade.venues.errors import BrokerRetryable
+
     ccxt = _ccxt()
-    return isinstance(error, ccxt.OperationFailed)
+    return isinstance(error, (ccxt.OperationFailed, BrokerRetryable))
 
 
 class TransientDataError(Exception):

@@ -5,27 +5,13 @@ Only public endpoints are called here, with the shared error policy; paper tradi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from systrade.data.markets import precision_step
 from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry
-
-
-@dataclass
-class MarketRules:
-    """What the exchange allows for one market."""
-
-    symbol: str
-    base: str
-    quote: str
-    taker_fee: float
-    min_amount: float | None
-    min_cost: float | None
-    lot: float | None = None  # amount step
-    tick: float | None = None  # price step
+from systrade.venues.base import MarketRules
 
 
 def precise_amount(client: Any, symbol: str, amount: float) -> float:
