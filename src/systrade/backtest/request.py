@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from systrade.backtest.options import BacktestOptions
 from systrade.backtest.run import BacktestRun, run_backtest
 from systrade.config import Settings
+from systrade.data import calendars
 from systrade.data.load import Candles, load_candles
 from systrade.data.timeframes import weekdays_only
 from systrade.errors import UserError
@@ -27,14 +28,18 @@ class PreparedBacktest:
     cash_sharing: bool
     year_days: float
     rules_by_symbol: dict[str, PositionRules] = field(default_factory=dict)
-    year_days_source: str = "option"  # option, config, weekday_daily (252 from the data) or default (365)
+    year_days_source: str = "option"  # option, config, calendar, weekday_daily (252 from the data) or default (365)
 
     @property
     def notes(self) -> list[str]:
         """What to say about the run's set-up before its results (the annualisation chosen from the data)."""
+        symbols = ", ".join(c.symbol for c in self.candles)
+        if self.year_days_source == "calendar":
+            calendar, timeframe = self.candles[0].calendar, self.candles[0].timeframe
+            return [f"annualising with the {calendar} calendar: {year_bars(calendar, timeframe)} {timeframe} bars a "
+                    f"year ({symbols}); give --year-days or set [backtest] year_days to change it"]
         if self.year_days_source != "weekday_daily":
             return []
-        symbols = ", ".join(c.symbol for c in self.candles)
         return [f"annualising with 252 days a year: the daily candles of {symbols} have no weekend candles (a stock "
                 "market's); give --year-days 365 or set [backtest] year_days to change it"]
 
@@ -43,6 +48,11 @@ class PreparedBacktest:
         run = run_backtest(self.strategy, self.candles, rules, self.cash, self.cash_sharing, self.year_days)
         run.year_days_source, run.notes = self.year_days_source, self.notes
         return run
+
+
+def year_bars(calendar: str, timeframe: str) -> str:
+    """A calendar's bars per year as a person reads it (252 sessions, 1,761 hourly bars)."""
+    return f"{calendars.bars_per_year(calendar, timeframe):,.0f}"
 
 
 def parse_size(text: str) -> float | str:
@@ -93,12 +103,16 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
 
 def annualisation(option: float | None, configured: float | None, candles: list[Candles]) -> tuple[float, str]:
     """Days per year for annualising, and where the number came from: ``--year-days``, else ``[backtest]
-    year_days``, else 252 when every series is daily without weekend candles (stocks), else 365 (crypto trades
-    every day)."""
+    year_days``, else the market calendar's bars per year when every series comes from one stock broker's store
+    (Alpaca: XNYS, KIS: XKRX), else 252 when every series is daily without weekend candles (stocks), else 365
+    (crypto trades every day)."""
     if option is not None:
         return float(option), "option"
     if configured is not None:
         return float(configured), "config"
+    named = {c.calendar for c in candles}
+    if len(named) == 1 and None not in named and len({c.timeframe for c in candles}) == 1:
+        return calendars.year_days(named.pop(), candles[0].timeframe), "calendar"
     if all(weekdays_only(c.frame.index, c.timeframe) for c in candles):
         return 252.0, "weekday_daily"
     return 365.0, "default"

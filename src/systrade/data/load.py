@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from systrade.data.calendars import calendar_name
 from systrade.data.markets import load_market
 from systrade.data.readers import DEFAULT_MAX_FILE_MB, read_ohlcv
 from systrade.data.sample import SAMPLE_KEY, SYNTHETIC_NOTE, load_sample
@@ -27,6 +28,7 @@ class Candles:
     source: str
     synthetic: bool
     market: dict[str, Any] | None = None  # the exchange's rules saved at download (``data.markets``)
+    calendar: str | None = None  # the market calendar of a stock broker's series (``data.calendars``)
 
     @property
     def note(self) -> str:
@@ -55,11 +57,13 @@ def load_candles(
         frame = read_ohlcv(data_file, date_format=date_format, max_file_mb=max_file_mb)
         symbol = symbols[0] if symbols else frame.attrs.get("symbol") or Path(data_file).stem
         loaded.append(_candles(frame, symbol, timeframe, data_file))
+        loaded[-1].calendar = calendar_name(frame.attrs.get("exchange"))  # a store file given by path
     elif symbols:
         for symbol in symbols:
             key = _find_key(data_dir, exchange, symbol, timeframe)
             candles = _candles(read_series(key, data_dir), key.symbol, key.timeframe, str(key.path(data_dir)))
             candles.market = load_market(data_dir, key.exchange, key.symbol)
+            candles.calendar = calendar_name(key.exchange)
             loaded.append(candles)
     else:
         frame = load_sample(data_dir)
@@ -136,4 +140,5 @@ def _slice(candles: Candles, start: str | None, end: str | None) -> Candles:
         raise UserError(f"the date range {start or '...'} to {end or '...'} leaves {len(frame)} candles of "
                         f"{candles.symbol}; its data covers {first} to {last}")
     frame.attrs = dict(candles.frame.attrs)
-    return Candles(candles.symbol, candles.timeframe, frame, candles.source, candles.synthetic, candles.market)
+    return Candles(candles.symbol, candles.timeframe, frame, candles.source, candles.synthetic, candles.market,
+                   candles.calendar)

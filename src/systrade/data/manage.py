@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from systrade.data.calendars import calendar_name
 from systrade.data.readers import DEFAULT_MAX_FILE_MB, read_ohlcv
 from systrade.data.store import SeriesKey, is_synthetic, list_series, write_series
 from systrade.data.timeframes import infer_timeframe, timeframe_seconds
@@ -35,7 +36,8 @@ def describe_store(data_dir: str | Path) -> list[dict[str, Any]]:
             "exchange": key.exchange, "symbol": key.symbol, "timeframe": key.timeframe,
             "first": frame.index.min().isoformat() if len(frame) else None,
             "last": frame.index.max().isoformat() if len(frame) else None,
-            "rows": len(frame), "gaps": gap_count(frame, key.timeframe), "synthetic": is_synthetic(frame),
+            "rows": len(frame), "gaps": gap_count(frame, key.timeframe, calendar_name(key.exchange)),
+            "calendar": calendar_name(key.exchange), "synthetic": is_synthetic(frame),
             "path": str(path),
         })
     return rows
@@ -46,8 +48,10 @@ def validate_target(target: str | None, data_dir: str | Path, *, date_format: st
     """Problems per file: one file, every parquet file under a folder, or the whole store."""
     if target is None:
         paths = [(p, k.timeframe) for k, p in list_series(data_dir)]
+        calendars = {str(p): calendar_name(k.exchange) for k, p in list_series(data_dir)}
     else:
         path = Path(target)
+        calendars = {}
         if path.is_dir():
             paths = [(p, None) for p in sorted(path.rglob("*.parquet"))]
         elif path.is_file():
@@ -57,5 +61,6 @@ def validate_target(target: str | None, data_dir: str | Path, *, date_format: st
     results = []
     for path, timeframe in paths:
         frame = read_ohlcv(path, date_format=date_format, max_file_mb=max_file_mb)
-        results.append((str(path), find_problems(frame, timeframe or frame.attrs.get("timeframe"))))
+        calendar = calendars.get(str(path)) or calendar_name(frame.attrs.get("exchange"))
+        results.append((str(path), find_problems(frame, timeframe or frame.attrs.get("timeframe"), calendar)))
     return results

@@ -46,12 +46,16 @@ def key_from_path(path: Path) -> SeriesKey | None:
     return SeriesKey(path.parent.name, stem_to_symbol(stem), timeframe)
 
 
-def write_series(frame: pd.DataFrame, key: SeriesKey, data_dir: str | Path, synthetic: bool = False) -> Path:
-    """Write candles for ``key`` atomically (temp file + rename)."""
+def write_series(frame: pd.DataFrame, key: SeriesKey, data_dir: str | Path, synthetic: bool = False,
+                 adjustment: str | None = None) -> Path:
+    """Write candles for ``key`` atomically (temp file + rename); ``adjustment`` records what a stock broker's
+    prices are ("all": split- and dividend-adjusted, "raw")."""
     out = frame[OHLCV].copy()
     out.index = out.index.rename("time")
     out.attrs = {"exchange": key.exchange, "symbol": key.symbol, "timeframe": key.timeframe,
                  "synthetic": bool(synthetic)}
+    if adjustment is not None:
+        out.attrs["adjustment"] = adjustment
     return atomic_write(key.path(data_dir), lambda tmp: out.to_parquet(tmp, engine="pyarrow"))
 
 

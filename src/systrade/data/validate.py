@@ -25,11 +25,13 @@ class Problem:
         return {"kind": self.kind, "count": self.count, "first": self.first}
 
 
-def find_problems(frame: pd.DataFrame, timeframe: str | None = None) -> list[Problem]:
+def find_problems(frame: pd.DataFrame, timeframe: str | None = None, calendar: str | None = None) -> list[Problem]:
     """Every problem in ``frame``; an empty list means the series is clean.
 
-    Gaps: a step larger than the timeframe. For daily data with no weekend candles (stocks) a
-    step of up to 4 days (weekend plus a holiday) is normal and not reported.
+    Gaps: with a market ``calendar`` (a stock broker's series), each run of sessions (or intraday bars of
+    sessions) the calendar expects and the series lacks, and candles where the market had no session are
+    reported; a holiday is not a gap. Without one, a step larger than the timeframe, except that daily data with
+    no weekend candles (stocks) may step up to 4 days (weekend plus a holiday).
     """
     problems: list[Problem] = []
     index = frame.index
@@ -50,7 +52,9 @@ def find_problems(frame: pd.DataFrame, timeframe: str | None = None) -> list[Pro
         & (frame["high"] >= frame["low"]).to_numpy())
     add("non-positive price", (frame[PRICES] <= 0).any(axis=1).to_numpy())
     add("negative volume", (frame["volume"] < 0).to_numpy())
-    if len(index) >= 2 and (steps > 0).any():
+    if calendar is not None and len(index) >= 2 and (steps > 0).all():
+        problems.extend(_calendar_gaps(index, timeframe or infer_timeframe(index), calendar))
+    elif len(index) >= 2 and (steps > 0).any():
         tf_seconds = timeframe_seconds(timeframe or infer_timeframe(index))
         allowed = tf_seconds * 1_000_000_000
         trading_days_only = tf_seconds == 86400 and not (index.day_of_week >= 5).any()
@@ -60,9 +64,26 @@ def find_problems(frame: pd.DataFrame, timeframe: str | None = None) -> list[Pro
     return problems
 
 
-def gap_count(frame: pd.DataFrame, timeframe: str) -> int:
+def _calendar_gaps(index: pd.DatetimeIndex, timeframe: str, calendar: str) -> list[Problem]:
+    from systrade.data import calendars
+
+    expected = calendars.bar_opens(calendar, timeframe, index.min(), index.max())
+    missing = expected.difference(index.as_unit("ns"))
+    problems = []
+    runs = calendars.gap_runs(missing, expected)
+    if runs:
+        problems.append(Problem(f"gap (missing {calendar} sessions or bars; {len(missing)} missing)", len(runs),
+                                str(runs[0])))
+    outside = ~index.as_unit("ns").isin(expected)
+    if outside.any():
+        problems.append(Problem(f"candle outside the {calendar} sessions (a holiday, a weekend or extended hours)",
+                                int(outside.sum()), str(index[int(np.argmax(outside))])))
+    return problems
+
+
+def gap_count(frame: pd.DataFrame, timeframe: str, calendar: str | None = None) -> int:
     """Number of gaps (for `data list`)."""
-    return next((p.count for p in find_problems(frame, timeframe) if p.kind.startswith("gap")), 0)
+    return next((p.count for p in find_problems(frame, timeframe, calendar) if p.kind.startswith("gap")), 0)
 
 
 def prepare(frame: pd.DataFrame, source: str) -> pd.DataFrame:
