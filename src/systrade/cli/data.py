@@ -90,29 +90,48 @@ def _to_ms(text: str | None, option: str) -> int | None:
     return None if text is None else int(utc_timestamp(text, option).value // 1_000_000)
 
 
-def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]]) -> None:
-    """Download each (symbol, timeframe, since, until) with one progress bar per symbol."""
+def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]],
+                   adjustment: str | None = None) -> None:
+    """Download each (symbol, timeframe, since, until) with one progress bar per symbol, from a ccxt exchange or a
+    stock broker (``alpaca``, ``kis``)."""
+    import pandas as pd
+
+    from systrade.data.broker_download import download_from_broker
     from systrade.data.download import Downloader
+    from systrade.errors import UserError
     from systrade.exchange import RetryPolicy, create_exchange, describe_error
     from systrade.progress import progress_bar, rate_text
+    from systrade.venues import candle_source
+    from systrade.venues.base import is_broker
 
     config = settings()
     policy = RetryPolicy(**config.network.model_dump())
-    client = create_exchange(exchange_id, config)
+    broker = is_broker(exchange_id)
+    if adjustment is not None and not broker:
+        raise UserError(f"--adjustment applies to stock brokers (alpaca, kis), not to {exchange_id}; drop it")
     with progress_bar("candles") as bars:
         def on_retry(attempt: int, error: BaseException, wait: float) -> None:
             bars.console.print(f"[yellow]retry {attempt}[/] in {wait:.1f}s after "
                                f"{describe_error(error, exchange_id)}", highlight=False)
 
-        downloader = Downloader(client, exchange_id, config.data.dir, policy, on_retry)
+        if broker:
+            source = candle_source(exchange_id, config, policy, adjustment or "all", on_retry)
+        else:
+            downloader = Downloader(create_exchange(exchange_id, config), exchange_id, config.data.dir, policy,
+                                    on_retry)
         for symbol, timeframe, since, until in jobs:
             task = bars.add_task(f"{exchange_id} {symbol} {timeframe}", total=None, rate="")
 
             def on_candles(added: int, expected: int, task=task) -> None:
-                bars.update(task, advance=added, total=expected)
+                bars.update(task, advance=added, total=max(expected, bars.tasks[task].completed + added))
                 bars.update(task, rate=rate_text(bars.tasks[task].speed, "candles"))
 
-            result = downloader.download(symbol, timeframe, since, until, on_candles)
+            if broker:
+                end = None if until is None else pd.Timestamp(until, unit="ms", tz="UTC")
+                result = download_from_broker(source, symbol, timeframe, pd.Timestamp(since, unit="ms", tz="UTC"), end,
+                                              config.data.dir, on_candles)
+            else:
+                result = downloader.download(symbol, timeframe, since, until, on_candles)
             done = bars.tasks[task].completed
             bars.update(task, total=done, completed=done)
             bars.console.print(f"{symbol} {timeframe}: +{result.added} candles, {result.rows} stored "
@@ -126,32 +145,42 @@ def download(
     timeframe: str = typer.Option(..., "--timeframe", help="Candle timeframe, e.g. 1h."),
     since: str = typer.Option(..., "--since", help="First candle to fetch (ISO date, UTC)."),
     until: str | None = typer.Option(None, "--until", help="Stop before this time (default: now)."),
+    adjustment: str | None = typer.Option(None, "--adjustment", help="Stock brokers: `all` (split- and "
+                                          "dividend-adjusted, the default) or `raw` prices."),
 ) -> None:
-    """Download closed candles into the store; running it again fetches only what is missing."""
+    """Download closed candles into the store from a ccxt exchange or a stock broker (alpaca: US symbols such as
+    AAPL; kis: KRX codes such as 005930); running it again fetches only what is missing."""
     since_ms = _to_ms(since, "--since")
     until_ms = _to_ms(until, "--until")
     if until_ms is not None and until_ms <= since_ms:
         from systrade.errors import UserError
 
         raise UserError(f"--until {until} is not after --since {since}; give an --until later than --since")
-    _run_downloads(exchange, [(s, timeframe, since_ms, until_ms) for s in symbols])
+    if adjustment is not None and adjustment not in ("all", "raw"):
+        from systrade.errors import UserError
+
+        raise UserError(f"--adjustment {adjustment!r} is not valid; use all (adjusted prices) or raw")
+    _run_downloads(exchange, [(s, timeframe, since_ms, until_ms) for s in symbols], adjustment)
 
 
 @group.command("update")
 def update() -> None:
-    """Bring every stored series from a ccxt exchange up to date (and fill its gaps)."""
+    """Bring every stored series from a ccxt exchange or a stock broker up to date (ccxt: and fill its gaps)."""
     import ccxt
 
     from systrade.data.store import list_series, read_series
+    from systrade.venues.base import is_broker
 
     data_dir = settings().data.dir
-    by_exchange: dict[str, list] = {}
+    by_exchange: dict[tuple[str, str | None], list] = {}
     for key, _ in list_series(data_dir):
-        if key.exchange not in ccxt.exchanges:
-            out.print(f"skipped {key.exchange}/{key.symbol} {key.timeframe}: not a ccxt exchange", highlight=False)
+        if key.exchange not in ccxt.exchanges and not is_broker(key.exchange):
+            out.print(f"skipped {key.exchange}/{key.symbol} {key.timeframe}: not a ccxt exchange or stock broker",
+                      highlight=False)
             continue
-        first = read_series(key, data_dir).index[0]
-        by_exchange.setdefault(key.exchange, []).append((key.symbol, key.timeframe, int(first.value // 1_000_000),
-                                                         None))
-    for exchange_id, jobs in by_exchange.items():
-        _run_downloads(exchange_id, jobs)
+        frame = read_series(key, data_dir)
+        adjustment = frame.attrs.get("adjustment", "all") if is_broker(key.exchange) else None
+        by_exchange.setdefault((key.exchange, adjustment), []).append(
+            (key.symbol, key.timeframe, int(frame.index[0].value // 1_000_000), None))
+    for (exchange_id, adjustment), jobs in by_exchange.items():
+        _run_downloads(exchange_id, jobs, adjustment)

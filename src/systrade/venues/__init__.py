@@ -4,3 +4,32 @@ Each broker module offers the same three faces to the rest of systrade: a candle
 (``CandleSource``), public market data for the paper daemon (``LiveMarket``) and, for sandbox bots, order
 placement on the broker's own paper account (``OrderGateway``). ``systrade.venues.base`` declares them.
 """
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def _module(venue: str) -> Any:
+    return importlib.import_module(f"systrade.venues.{venue}")
+
+
+def candle_source(venue: str, settings: Any, policy: Any, adjustment: str = "all",
+                  on_retry: Callable[[int, BaseException, float], None] | None = None) -> Any:
+    """The broker's ``CandleSource`` (``on_retry`` hears about each retry, for the progress display)."""
+    source = _module(venue).candle_source(settings, policy, adjustment=adjustment)
+    if on_retry is not None and hasattr(source, "on_retry"):
+        source.on_retry = on_retry
+    return source
+
+
+def live_market(venue: str, settings: Any, policy: Any) -> Any:
+    """The broker's ``LiveMarket`` (public market data for the daemon)."""
+    return _module(venue).live_market(settings, policy)
+
+
+def order_gateway(venue: str, settings: Any, policy: Any) -> Any:
+    """The broker's ``OrderGateway`` (orders on its paper account)."""
+    return _module(venue).order_gateway(settings, policy)
