@@ -30,14 +30,14 @@ def download_from_broker(source, symbol: str, timeframe: str, since: pd.Timestam
     ``source`` (a ``venues.base.CandleSource``); ``on_candles(added, expected)`` reports progress."""
     venue, adjustment = source.venue, source.adjustment
     calendar = calendars.calendar_name(venue)
-    source.check(symbol, timeframe)
-    save_market(data_dir, {**source.market(symbol), "calendar": calendar})  # rules for backtests
     key = SeriesKey(venue, symbol, timeframe)
     path = key.path(data_dir)
     stored = read_series(key, data_dir) if path.is_file() else None
-    if stored is not None and stored.attrs.get("adjustment", adjustment) != adjustment:
+    if stored is not None and stored.attrs.get("adjustment", adjustment) != adjustment:  # refused: write nothing
         raise UserError(f"{path} holds {stored.attrs['adjustment']} prices and --adjustment {adjustment} was asked; "
                         f"download with --adjustment {stored.attrs['adjustment']}, or delete the file to start over")
+    source.check(symbol, timeframe)
+    save_market(data_dir, {**source.market(symbol), "calendar": calendar})  # rules for backtests
     end = pd.Timestamp.now(tz="UTC") if until is None else until
     step = pd.Timedelta(seconds=timeframe_seconds(timeframe))
     expected = len(calendars.bar_opens(calendar, timeframe, since, end)) if calendar else 0
