@@ -72,6 +72,9 @@ class NetworkSettings(_Strict):
     max_backoff_seconds: float = Field(60.0, ge=0, description="longest wait between two retries")
 
 
+BROKER_QUOTES = {"alpaca": "USD", "kis": "KRW"}  # the currency a stock broker's symbols trade in
+
+
 def quote_of(symbol: str) -> str | None:
     """The quote currency of a unified symbol (``BTC/USDT`` and ``BTC/USDT:USDT`` -> ``USDT``), else None."""
     if "/" not in symbol:
@@ -129,8 +132,12 @@ class BotSettings(_Strict):
                       description="the bot's unique name (letters, digits, _ . -)")
     strategy: str = Field(examples=["sma_cross"], description="strategy name or path, as for backtest")
     params: dict[str, Any] = Field({}, description="parameter values, e.g. { fast = 10, slow = 30 }")
-    exchange: str = Field(examples=["binance"], description="ccxt exchange id")
-    symbol: str = Field(examples=["BTC/USDT"], description="the market traded")
+    exchange: str = Field(examples=["binance"], description='a ccxt exchange id, or a stock broker: "alpaca" (US) '
+                          'or "kis" (Korea Investment & Securities)')
+    symbol: str = Field(examples=["BTC/USDT"], description="the market traded (alpaca: a ticker such as AAPL; kis: "
+                        "a 6-digit KRX code such as 005930)")
+    mode: Literal["paper", "sandbox"] | None = Field(None, description='"paper" (simulated fills) or "sandbox" (real '
+                                                     "orders on the venue's paper account); default: [paper] mode")
     timeframe: str = Field(examples=["1h"], description="candle timeframe: one tick per closed candle")
     size: float | Literal["all"] = Field("all", description='"all" (all available cash) or a number (see size_type)')
     size_type: Literal["percent", "amount", "value"] = Field("percent", description="percent | amount | value "
@@ -163,8 +170,9 @@ class BotSettings(_Strict):
 
     @property
     def quote(self) -> str | None:
-        """The quote currency of the bot's symbol (``BTC/USDT`` -> ``USDT``), None for a symbol without one."""
-        return quote_of(self.symbol)
+        """The quote currency of the bot's symbol (``BTC/USDT`` -> ``USDT``; a stock broker's currency for its
+        symbols), None for a symbol without one."""
+        return BROKER_QUOTES.get(self.exchange) or quote_of(self.symbol)
 
 
 class PaperSettings(_Strict):
@@ -177,6 +185,10 @@ class PaperSettings(_Strict):
                                               "exchange's testnet")
     tick_delay_seconds: int = Field(3, ge=0, le=300, description="run each tick this long after the candle closes")
     bots: list[BotSettings] = Field([], description="one table per bot")
+
+    def mode_of(self, bot: BotSettings) -> str:
+        """A bot's mode: its own, else the section's."""
+        return bot.mode or self.mode
 
     @field_validator("balances")
     @classmethod
@@ -232,6 +244,9 @@ class KisSettings(_Strict):
     sell_tax: float = Field(0.0015, ge=0, lt=1, description="securities transaction tax (and rural tax) on sells, a "
                             "fraction of traded value; check the year's rate for your market")
     timeout: float = Field(30.0, gt=0, description="seconds to wait for one answer")
+    min_interval_seconds: float | None = Field(None, ge=0, le=10, description="pause between two requests (KIS "
+                                               "limits requests per second; default 0.5 on the mock host, 0.06 on "
+                                               "the real one)")
 
 
 class BrokersSettings(_Strict):

@@ -9,6 +9,7 @@ a lost order again by its client order id before ever sending it twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry, is_retryable
@@ -29,11 +30,16 @@ class OrderRequest:
     allow_short: bool = False
     base_available: float = 0.0
     quote_available: float = 0.0
+    created: datetime | None = None  # when the intent was written (a broker without client ids matches after it)
+    broker_order_id: str | None = None  # the broker's id, once it answered
+    claimed: frozenset[str] = frozenset()  # broker order ids other ledger orders own
 
 
 @dataclass
 class Execution:
-    """What happened to an order: filled (with average price and fee) or rejected (with the reason)."""
+    """What happened to an order: filled (with average price and fee) or rejected (with the reason); a stock
+    broker's order may also be ``open`` (accepted, ``amount`` filled so far), ``cancelled`` (``amount`` filled
+    before) or ``pending`` (not sent: the market is closed)."""
 
     status: str
     amount: float = 0.0
@@ -42,6 +48,7 @@ class Execution:
     fee_currency: str = ""
     reason: str = ""
     exchange_order_id: str | None = None
+    broker_status: str = ""  # a broker's order still open: submitted or partial (``live.broker_orders``)
 
 
 def book_price(levels: list[list[float]], amount: float, fallback: float | None = None) -> float:

@@ -19,10 +19,11 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from systrade.config import Settings, allocate_capital
+from systrade.data.calendars import calendar_name
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.exchange import (
@@ -35,10 +36,13 @@ from systrade.exchange import (
     is_retryable,
 )
 from systrade.live.broker import PaperBroker, SandboxBroker
+from systrade.live.broker_orders import BrokerSandbox
 from systrade.live.ledger import Ledger, LedgerFailure
 from systrade.live.market import MarketData
 from systrade.live.runner import BotRunner, TickResult
+from systrade.live.sessions import SessionTrigger
 from systrade.strategy import StrategyRef, load_strategy
+from systrade.venues.base import is_broker
 
 log = logging.getLogger("systrade.paper")
 
@@ -66,24 +70,71 @@ def prepare(settings: Settings, schedule: bool = False) -> Prepared:
     refs = {bot.name: load_strategy(bot.strategy, settings.strategies.folders) for bot in paper.bots}
     for bot in paper.bots:
         timeframe_seconds(bot.timeframe)
-        if schedule:
+        if schedule and not is_broker(bot.exchange):
             cron_fields(bot.timeframe, paper.tick_delay_seconds)
     policy = RetryPolicy(**settings.network.model_dump())
-    clients: dict[str, Any] = {}
+    clients: dict[Any, Any] = {}
     for bot in paper.bots:
-        if bot.exchange not in clients:
-            client = create_exchange(bot.exchange, settings, with_secrets=paper.mode == "sandbox")
-            if paper.mode == "sandbox":
-                _enable_sandbox(client, bot.exchange)
-            clients[bot.exchange] = client
-    for exchange_id, client in clients.items():
-        _load_markets(client, exchange_id, policy)
+        key = client_key(bot, paper.mode_of(bot))
+        if key in clients:
+            continue
+        if is_broker(bot.exchange):
+            clients[key] = _broker_client(bot.exchange, paper.mode_of(bot), settings, policy)
+            continue
+        client = create_exchange(bot.exchange, settings, with_secrets=paper.mode_of(bot) == "sandbox")
+        if paper.mode_of(bot) == "sandbox":
+            _enable_sandbox(client, bot.exchange)
+        clients[key] = client
+    for key, client in clients.items():
+        if not is_broker(key[0]):
+            _load_markets(client, key[0], policy)
     for bot in paper.bots:
+        client = clients[client_key(bot, paper.mode_of(bot))]
         try:
-            check_market(clients[bot.exchange], bot.exchange, bot.symbol, bot.timeframe)
+            if is_broker(bot.exchange):
+                _check_broker_market(client, bot, policy)
+            else:
+                check_market(client, bot.exchange, bot.symbol, bot.timeframe)
         except UserError as error:
             raise UserError(f"bot {bot.name}: {error}") from None
     return Prepared(refs, clients, policy)
+
+
+def client_key(bot, mode: str) -> tuple[str, str]:
+    """Bots on one venue in one mode share a client (a ccxt client with keys only in sandbox mode)."""
+    return bot.exchange, mode
+
+
+@dataclass
+class BrokerClient:
+    """A stock broker's adapters for one mode: its candle source (checks), live market data, and in sandbox mode
+    its order gateway."""
+
+    source: Any
+    market: Any
+    gateway: Any | None
+
+
+def _broker_client(venue: str, mode: str, settings: Settings, policy: RetryPolicy) -> BrokerClient:
+    from systrade import venues
+
+    return BrokerClient(venues.candle_source(venue, settings, policy), venues.live_market(venue, settings, policy),
+                        venues.order_gateway(venue, settings, policy) if mode == "sandbox" else None)
+
+
+def _check_broker_market(client: BrokerClient, bot, policy: RetryPolicy) -> None:
+    """The broker lists the bot's symbol and serves its timeframe; an unreachable broker is a ``StartFailure``."""
+    from systrade.venues.errors import BrokerAuthError, BrokerRetryable
+
+    try:
+        client.source.check(bot.symbol, bot.timeframe)
+    except BrokerAuthError as error:
+        raise UserError(f"{bot.exchange} refused the credentials ({describe_error(error, bot.exchange)}); check "
+                        f"the SYSTRADE_{bot.exchange.upper()}_* variables (see the README)") from None
+    except BrokerRetryable as error:
+        raise StartFailure(f"{bot.exchange} could not be reached to check the bots' markets after "
+                           f"{policy.retries} retries ({describe_error(error, bot.exchange)}); nothing was "
+                           "started: try again when it answers") from None
 
 
 def _load_markets(client, exchange_id: str, policy: RetryPolicy) -> None:
@@ -129,9 +180,15 @@ def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
     capitals = bot_capitals(settings, ledger)
     runners = []
     for bot in paper.bots:
-        client = prepared.clients[bot.exchange]
-        market = MarketData(client, prepared.policy)
-        broker = SandboxBroker(client, prepared.policy) if paper.mode == "sandbox" else PaperBroker(market)
+        mode = paper.mode_of(bot)
+        client = prepared.clients[client_key(bot, mode)]
+        if isinstance(client, BrokerClient):
+            market = client.market
+            broker = BrokerSandbox(client.gateway, prepared.policy, bot.exchange) if mode == "sandbox" else \
+                PaperBroker(market)
+        else:
+            market = MarketData(client, prepared.policy)
+            broker = SandboxBroker(client, prepared.policy) if mode == "sandbox" else PaperBroker(market)
         runners.append(BotRunner(bot, prepared.refs[bot.name], ledger, market, broker,
                                  warmup=(warmups or {}).get(bot.name), clock=clock, capital=capitals.get(bot.name)))
     return ledger, runners
@@ -289,11 +346,16 @@ def run_forever(runners: list[BotRunner], delay: int) -> None:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     for runner in runners:
         seconds = timeframe_seconds(runner.settings.timeframe)
-        scheduler.add_job(job, CronTrigger(timezone="UTC", **cron_fields(runner.settings.timeframe, delay)),
-                          args=[runner], id=runner.name, name=runner.name,
+        calendar = calendar_name(runner.settings.exchange)
+        trigger = SessionTrigger(calendar, runner.settings.timeframe, delay) if calendar else \
+            CronTrigger(timezone="UTC", **cron_fields(runner.settings.timeframe, delay))
+        scheduler.add_job(job, trigger, args=[runner], id=runner.name, name=runner.name,
                           misfire_grace_time=max(1, seconds // 2))
-        log.info("%s: scheduled %s %s %s every %s", runner.name, runner.strategy.strategy_name(),
-                 runner.settings.exchange, runner.settings.symbol, runner.settings.timeframe)
+        first = trigger.get_next_fire_time(None, datetime.now(UTC))
+        log.info("%s: scheduled %s %s %s every %s%s; next tick %s", runner.name, runner.strategy.strategy_name(),
+                 runner.settings.exchange, runner.settings.symbol, runner.settings.timeframe,
+                 f" on the {calendar} sessions" if calendar else "",
+                 first.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if first else "never")
 
     def on_signal(signum, _frame) -> None:
         log.info("signal %s: finishing running ticks, then stopping", signal.Signals(signum).name)

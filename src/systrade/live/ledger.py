@@ -88,7 +88,8 @@ class Order(Base):
     amount: Mapped[float] = mapped_column(Float)
     bar_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     action: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(10))  # intent, filled, rejected
+    status: Mapped[str] = mapped_column(String(10))  # intent, submitted, partial, filled, cancelled, rejected
+    filled: Mapped[float | None] = mapped_column(Float, nullable=True)  # shares filled so far (a broker's order)
     reason: Mapped[str] = mapped_column(String(300), default="")
     exchange_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -118,9 +118,14 @@ class BotRunner:
     def name(self) -> str:
         return self.settings.name
 
+    @property
+    def asynchronous(self) -> bool:
+        """Whether the broker's orders may stay open across ticks (a stock broker's paper account)."""
+        return bool(getattr(self.broker, "asynchronous", False))
+
     def tick(self) -> TickResult:
         """Process the newest closed candle, if it is new. Exchange errors surface after the retry policy."""
-        if self._reconcile_due:
+        if self._reconcile_due or self.asynchronous:
             self.reconcile()
         state = self.ledger.bot_state(self.name)  # after reconcile: a completed intent changes the position
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
@@ -129,6 +134,11 @@ class BotRunner:
         bar = candles.index[-1].to_pydatetime()
         if state.last_bar is not None and bar <= as_utc(state.last_bar):
             return TickResult(self.name, "no-new-bar", bar)
+        waiting = self._unfinished_order()
+        if waiting is not None:  # never decide on top of an order the broker has not finished
+            message = f"order {waiting.client_order_id} is still {waiting.status}; no new order until it is done"
+            self._mark_bar(bar, "waiting", message)
+            return TickResult(self.name, "waiting", bar, message)
         arrays = call_signals(self.strategy, candles)
         resolved = resolve_signals(arrays, self.rules.direction)
         self.last_signals = {k: bool(resolved[k][-1]) for k in SIGNAL_COLUMNS}
@@ -221,7 +231,7 @@ class BotRunner:
         rules = replace(rules, granularity=rules.granularity or market.lot, tick=rules.tick or market.tick,
                         min_amount=rules.min_amount or market.min_amount, min_cost=rules.min_cost or market.min_cost)
         if self.market_fees:
-            rules = replace(rules, fees=market.taker_fee, sell_fees=None)
+            rules = replace(rules, fees=market.taker_fee, sell_fees=market.sell_fee)
         return params_vector(rules)
 
     def _model(self, position: float, entry_price: float | None, cash: float, params: np.ndarray):
@@ -374,11 +384,12 @@ class BotRunner:
         position = self.ledger.bot_state(self.name).position
         request = self._request(client_order_id(self.name, bar, suffix) if suffix else client_order_id(self.name, bar),
                                 "buy" if is_buy else "sell", amount, params, position)
+        request.created, request.claimed = utcnow(), self._claimed(request.client_order_id)
         try:
             with self.ledger.transaction() as s:
                 s.add(Order(client_order_id=request.client_order_id, bot=self.name, symbol=request.symbol,
                             side=request.side, amount=request.amount, bar_time=bar, action=action, status="intent",
-                            reason=reason, created=utcnow()))
+                            reason=reason, created=request.created))
         except IntegrityError:  # this bar's order exists already: a repeated tick; reconcile, never resend
             self.reconcile()
             return TickResult(self.name, "duplicate", bar, "order for this bar exists")
@@ -414,24 +425,70 @@ class BotRunner:
         return target - position if abs(position + amount) > most else amount
 
     def _apply(self, cid: str, execution: Execution, bar: datetime) -> None:
-        """Record the outcome, the fill and every balance change in one transaction."""
-        fee_quote = self._fee_in_quote(execution) if execution.status == "filled" else 0.0
+        """Record the outcome, the fill and every balance change in one transaction.
+
+        A stock broker's order may be ``open`` (booked as far as it has filled), ``cancelled`` (the part filled
+        before is booked), or ``pending`` (the market is closed: it stays an intent, sent at the next open).
+        """
+        booked = execution.status in ("filled", "open", "cancelled")
+        fee_quote = self._fee_in_quote(execution) if booked and execution.amount > 0 else 0.0  # before: may ask
         with self.ledger.transaction() as s:
             order = s.scalar(select(Order).where(Order.client_order_id == cid))
             bot = s.get(Bot, self.name)
-            order.exchange_order_id = execution.exchange_order_id
-            if execution.status != "filled":
+            order.exchange_order_id = execution.exchange_order_id or order.exchange_order_id
+            lines = []
+            if execution.status == "pending":
+                order.reason = execution.reason[:300]
+                self.ledger.record("pending", f"{order.side} {order.amount:.10g} {order.symbol}: {execution.reason}",
+                                   self.name, s)
+                lines.append((logging.INFO, f"{self.name}: order {cid} pending: {execution.reason}"))
+            elif booked:
+                lines += self._book_progress(s, order, bot, execution, fee_quote)
+            else:
                 order.status, order.reason = "rejected", execution.reason
                 self.ledger.record("rejected", f"{order.side} {order.amount:.10g} {order.symbol}: {execution.reason}",
                                    self.name, s)
-                done = (logging.WARNING, f"{self.name}: order rejected: {execution.reason}")
-            else:
-                done = (logging.INFO, self._book_fill(s, order, bot, execution, fee_quote))
+                lines.append((logging.WARNING, f"{self.name}: order rejected: {execution.reason}"))
             if bot.last_bar is None or as_utc(bot.last_bar) < bar:
                 bot.last_bar = bar
-            s.add(Tick(bot=self.name, bar_time=bar, time=utcnow(), outcome=order.status,
+            outcome = "pending" if execution.status == "pending" else order.status
+            s.add(Tick(bot=self.name, bar_time=bar, time=utcnow(), outcome=outcome,
                        message=(execution.reason or order.reason or "")[:500]))
-        log.log(*done)  # only now: the log never reports a fill that was rolled back
+        for line in lines:
+            log.log(*line)  # only now: the log never reports a fill that was rolled back
+
+    def _book_progress(self, s, order: Order, bot: Bot, execution: Execution,
+                       fee_quote: float) -> list[tuple[int, str]]:
+        """Book what an order has filled since it was last booked (all of it for an exchange's market order, the
+        new part for a broker's order filling in parts) and set its status; the lines to log. ``fee_quote`` is the
+        value in quote of the order's whole fee so far."""
+        lines = []
+        before = s.scalar(select(Fill).where(Fill.order_id == order.id))
+        done_amount = before.amount if before is not None else 0.0
+        done_cost = done_amount * before.price if before is not None else 0.0
+        done_fee = before.fee if before is not None else 0.0
+        new = execution.amount - done_amount
+        if new > 1e-12:
+            price = (execution.amount * execution.price - done_cost) / new
+            increment = replace(execution, status="filled", amount=new, price=price,
+                                fee=max(execution.fee - done_fee, 0.0))
+            fee_before = (before.fee_quote or 0.0) if before is not None else 0.0
+            lines.append((logging.INFO, self._book_fill(s, order, bot, increment, max(fee_quote - fee_before, 0.0),
+                                                        complete=execution.status == "filled")))
+        order.filled = max(execution.amount, done_amount)
+        if execution.status == "filled" and order.status != "filled":  # nothing new: the rest was booked before
+            order.status, order.amount = "filled", order.filled
+        elif execution.status == "open":
+            order.status = execution.broker_status if execution.broker_status in ("submitted", "partial") else \
+                "submitted"
+        elif execution.status == "cancelled":
+            order.status, order.reason = "cancelled", execution.reason[:300]
+            message = (f"{order.side} {order.amount:.10g} {order.symbol}: {execution.reason}; "
+                       f"{order.filled:.10g} filled")
+            self.ledger.record("cancelled", message, self.name, s)
+            lines.append((logging.WARNING, f"{self.name}: order {order.client_order_id} cancelled: {execution.reason}"
+                                           f" ({order.filled:.10g} of {order.amount:.10g} filled)"))
+        return lines
 
     def _fee_in_quote(self, execution: Execution) -> float:
         """The fee's value in the quote currency at fill time, paid in quote, base or a third currency (BNB).
@@ -456,7 +513,7 @@ class BotRunner:
         return execution.fee * price
 
     def _book_fill(self, s, order: Order, bot: Bot, execution: Execution, fee_quote: float,
-                   fill_time: datetime | None = None) -> str:
+                   fill_time: datetime | None = None, complete: bool = True) -> str:
         """Book a fill on the account (every currency it touches) and on the bot (position and cash); the line to
         log once the transaction has committed.
 
@@ -486,11 +543,22 @@ class BotRunner:
             bot.entry_price, bot.entry_bar = execution.price, order.bar_time
         bot.cash = (bot.cash or 0.0) + cash_flow
         bot.day_cash_flow = (bot.day_cash_flow or 0.0) + cash_flow
-        order.status, order.amount = "filled", execution.amount
-        s.add(Fill(order_id=order.id, client_order_id=order.client_order_id, bot=self.name, symbol=order.symbol,
-                   side=order.side, amount=execution.amount, price=execution.price, fee=execution.fee,
-                   fee_currency=currency, fee_quote=fee_quote, bar_time=order.bar_time,
-                   time=fill_time or self.clock()))
+        earlier = s.scalar(select(Fill).where(Fill.order_id == order.id)) if order.id is not None else None
+        if earlier is None:
+            s.add(Fill(order_id=order.id, client_order_id=order.client_order_id, bot=self.name, symbol=order.symbol,
+                       side=order.side, amount=execution.amount, price=execution.price, fee=execution.fee,
+                       fee_currency=currency, fee_quote=fee_quote, bar_time=order.bar_time,
+                       time=fill_time or self.clock()))
+        else:  # one fill row per order: a broker's order filling in parts grows it (average price, total fee)
+            total = earlier.amount + execution.amount
+            earlier.price = (earlier.amount * earlier.price + execution.amount * execution.price) / total
+            earlier.amount, earlier.fee = total, earlier.fee + execution.fee
+            earlier.fee_quote = (earlier.fee_quote or 0.0) + fee_quote
+            earlier.time = fill_time or self.clock()
+            if bot.entry_bar is not None and as_utc(bot.entry_bar) == as_utc(order.bar_time):
+                bot.entry_price = earlier.price  # the position this order opened: its average price
+        if complete:
+            order.status, order.amount = "filled", (earlier.amount if earlier is not None else execution.amount)
         why = "" if order.action == order.side else f" to {order.reason or order.action}"  # close, reverse, stop
         return (f"{self.name}: {'bought' if order.side == 'buy' else 'sold'} {execution.amount:.10g} {order.symbol} @ "
                 f"{execution.price:.10g}{why}, fee {execution.fee:.10g} {currency} (order {order.client_order_id})")
@@ -504,19 +572,40 @@ class BotRunner:
             row.amount += delta
 
     def reconcile(self) -> None:
-        """Complete orders written as intents but never finished (a crash or an error mid-tick)."""
+        """Complete orders written as intents but never finished (a crash, an error mid-tick, or a broker's market
+        closed when it was decided), and bring a broker's open orders up to date."""
         self._reconcile_due = True
-        for order in self.ledger.orders("intent"):
-            if order.bot != self.name:
+        for order in self.ledger.orders():
+            if order.bot != self.name or order.status not in ("intent", "submitted", "partial"):
                 continue
             request = self._request(order.client_order_id, order.side, order.amount, self.params(),
                                     self.ledger.bot(self.name).position)
-            self.ledger.record("reconcile", f"completing order {order.client_order_id} left as an intent", self.name)
-            log.warning("%s: reconciling order %s left as an intent", self.name, order.client_order_id)
+            request.created, request.broker_order_id = as_utc(order.created), order.exchange_order_id
+            request.claimed = self._claimed(order.client_order_id)
+            if order.status != "intent":  # sent: only ask the broker how far it has filled
+                with ACCOUNT_LOCK:
+                    execution = self.broker.refresh(request)
+                    if execution is not None:
+                        self._apply(order.client_order_id, execution, as_utc(order.bar_time))
+                continue
+            if not order.reason.startswith("the market is closed"):
+                self.ledger.record("reconcile", f"completing order {order.client_order_id} left as an intent",
+                                   self.name)
+                log.warning("%s: reconciling order %s left as an intent", self.name, order.client_order_id)
             with ACCOUNT_LOCK:
                 execution = self._execute(request)
                 self._apply(order.client_order_id, execution, as_utc(order.bar_time))
         self._reconcile_due = False
+
+    def _claimed(self, client_order_id: str) -> frozenset[str]:
+        """The broker order ids of every other order in the ledger (never matched to this one)."""
+        return frozenset(o.exchange_order_id for o in self.ledger.orders()
+                         if o.exchange_order_id and o.client_order_id != client_order_id)
+
+    def _unfinished_order(self) -> Order | None:
+        """The bot's order a broker still has open (submitted or partly filled), if any."""
+        return next((o for o in self.ledger.orders() if o.bot == self.name and o.status in ("submitted", "partial")),
+                    None)
 
     # ------------------------------------------------------------------ bookkeeping
 

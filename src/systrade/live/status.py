@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from systrade.config import BROKER_QUOTES
 from systrade.live.ledger import Fill, Ledger, as_utc
 
 NEGATIVE = -1e-12  # a balance below this is reported as negative (float dust is not)
@@ -23,7 +24,8 @@ def status(ledger: Ledger, quote: str, prices: dict[str, float]) -> dict[str, An
     """
     balances = ledger.balances()
     fills = ledger.fills()
-    asset_prices = _asset_prices(fills, prices, quote)
+    stocks = {bot.symbol: BROKER_QUOTES[bot.exchange] for bot in ledger.bots() if bot.exchange in BROKER_QUOTES}
+    asset_prices = _asset_prices(fills, prices, quote, stocks)
     equity, unvalued = balances.get(quote, 0.0), []
     for asset, amount in balances.items():
         if asset == quote or amount == 0:
@@ -70,9 +72,10 @@ def _fee_in_quote(fill: Fill) -> float:
     return fill.fee * fill.price if fill.fee_currency == base else 0.0
 
 
-def _asset_prices(fills: list[Fill], prices: dict[str, float], quote: str) -> dict[str, float]:
-    """Prices in ``quote`` that the ledger knows: ASSET/QUOTE symbols' last prices and fee currencies' values
-    at their latest fill (fee_quote / fee)."""
+def _asset_prices(fills: list[Fill], prices: dict[str, float], quote: str,
+                  stocks: dict[str, str] | None = None) -> dict[str, float]:
+    """Prices in ``quote`` that the ledger knows: ASSET/QUOTE symbols' last prices, a stock broker's symbols'
+    (``stocks``: symbol -> its currency) and fee currencies' values at their latest fill (fee_quote / fee)."""
     known: dict[str, float] = {}
     for fill in fills:
         base, _, rest = fill.symbol.partition("/")
@@ -80,7 +83,7 @@ def _asset_prices(fills: list[Fill], prices: dict[str, float], quote: str) -> di
             known[fill.fee_currency] = fill.fee_quote / fill.fee
     for symbol, price in prices.items():
         base, _, rest = symbol.partition("/")
-        if rest.split(":", 1)[0] == quote:
+        if rest.split(":", 1)[0] == quote or (stocks or {}).get(symbol) == quote:
             known[base] = price
     return known
 

@@ -373,7 +373,7 @@ class AlpacaMarket(_Alpaca):
             v = self.market_values(symbol)
             self._rules[symbol] = MarketRules(symbol, base=symbol, quote="USD", taker_fee=self.cfg.fees,
                                               min_amount=v["min_amount"], min_cost=v["min_cost"], lot=v["lot"],
-                                              tick=v["tick"])
+                                              tick=v["tick"], sell_fee=self.cfg.fees + self.cfg.sell_fees)
         return self._rules[symbol]
 
     def amount_to_precision(self, symbol: str, amount: float) -> float:

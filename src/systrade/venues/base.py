@@ -26,11 +26,11 @@ class MarketRules:
     min_cost: float | None
     lot: float | None = None  # amount step
     tick: float | None = None  # price step
+    sell_fee: float | None = None  # a sell's fee when it differs from a buy's (a sell-side tax), else taker_fee
 
 
 BROKERS = ("alpaca", "kis")
 CALENDARS = {"alpaca": "XNYS", "kis": "XKRX"}  # exchange_calendars names of each broker's market
-QUOTES = {"alpaca": "USD", "kis": "KRW"}
 
 
 def is_broker(venue: str) -> bool:

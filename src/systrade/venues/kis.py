@@ -371,6 +371,7 @@ def client_from_env(settings: Settings, policy: RetryPolicy, **kwargs: Any) -> K
         raise UserError(f"kis needs the environment variable(s) {', '.join(missing)} (the app key, app secret and "
                         "account number 50012345-01 from KIS Developers)")
     kis = settings.brokers.kis
+    kwargs.setdefault("min_interval", kis.min_interval_seconds)
     return KisClient(kis.url, os.environ[ENV_APP_KEY].strip(), os.environ[ENV_APP_SECRET].strip(),
                      os.environ[ENV_ACCOUNT], kis.timeout, policy, **kwargs)
 
@@ -477,14 +478,22 @@ class KisCandles:
 class KisMarket:
     """Live market data for the paper daemon (``LiveMarket``)."""
 
-    def __init__(self, client: KisClient, fees: float) -> None:
-        self.client, self.fees = client, fees
+    def __init__(self, client: KisClient, fees: float, sell_tax: float = 0.0) -> None:
+        self.client, self.fees, self.sell_tax = client, fees, sell_tax
         self._candles = KisCandles(client, fees)
+        self._rules: dict[str, tuple[float, MarketRules]] = {}
 
     def rules(self, symbol: str) -> MarketRules:
-        """KRW, whole shares, the KRX tick at the current price; the sell tax is the caller's business."""
-        return MarketRules(symbol=symbol, base=symbol, quote="KRW", taker_fee=self.fees, min_amount=1.0,
-                           min_cost=None, lot=1.0, tick=krx_tick(self.last_price(symbol)))
+        """KRW, whole shares, the KRX tick at the current price (asked again after a minute), the commission on
+        both sides and the transaction tax on sells."""
+        now = time.monotonic()
+        cached = self._rules.get(symbol)
+        if cached is None or now - cached[0] > 60:
+            rules = MarketRules(symbol=symbol, base=symbol, quote="KRW", taker_fee=self.fees, min_amount=1.0,
+                                min_cost=None, lot=1.0, tick=krx_tick(self.last_price(symbol)),
+                                sell_fee=self.fees + self.sell_tax)
+            cached = self._rules[symbol] = (now, rules)
+        return cached[1]
 
     def amount_to_precision(self, symbol: str, amount: float) -> float:
         return float(math.floor(amount + 1e-9))
@@ -660,7 +669,8 @@ def candle_source(settings: Settings, policy: RetryPolicy, adjustment: str = "al
 
 
 def live_market(settings: Settings, policy: RetryPolicy, **kwargs: Any) -> KisMarket:
-    return KisMarket(client_from_env(settings, policy, **kwargs), settings.brokers.kis.fees)
+    kis = settings.brokers.kis
+    return KisMarket(client_from_env(settings, policy, **kwargs), kis.fees, kis.sell_tax)
 
 
 def order_gateway(settings: Settings, policy: RetryPolicy, **kwargs: Any) -> KisOrders:
