@@ -94,9 +94,10 @@ def alpaca():
         yield fake
 
 
-def alpaca_config(tmp_path: Path, fake: FakeAlpaca, mode: str) -> Path:
+def alpaca_config(tmp_path: Path, fake: FakeAlpaca, mode: str, **bot) -> Path:
     brokers = f"[brokers.alpaca]\ntrading_url = {json.dumps(fake.url)}\ndata_url = {json.dumps(fake.url)}"
-    return write_config(tmp_path, {"exchange": "alpaca", "symbol": "AAPL"}, mode, brokers, {"USD": 10_000.0})
+    return write_config(tmp_path, {"exchange": "alpaca", "symbol": "AAPL", **bot}, mode, brokers,
+                        {"USD": 10_000.0})
 
 
 def test_an_alpaca_paper_bot_fills_at_the_quote_and_never_sends_an_order(tmp_path: Path, alpaca) -> None:
@@ -113,7 +114,35 @@ def test_an_alpaca_paper_bot_fills_at_the_quote_and_never_sends_an_order(tmp_pat
     assert doc["bots"][0]["position"] == SHARES
     again = cli(config, "paper", "run", "--once", env=ALPACA_KEYS)  # the same session: no new candle, no order
     assert again.returncode == 0 and len(query(tmp_path / "paper.sqlite", "select * from fills")) == 1
+    trades = json.loads(cli(config, "paper", "trades", "--json", "-", env=ALPACA_KEYS).stdout)
+    assert [(t["bot"], t["symbol"], t["side"], t["amount"], t["price"], t["fee_currency"]) for t in trades] == [
+        ("stock-bot", "AAPL", "buy", SHARES, 100.5, "USD")]
     assert_no_secret(tmp_path, [run.stdout, run.stderr, status.stdout, again.stderr], [DEFAULT_SECRET])
+
+
+def test_a_paper_order_decided_after_the_close_fills_at_the_next_open_sized_at_its_prices(tmp_path: Path,
+                                                                                          alpaca) -> None:
+    db = tmp_path / "paper.sqlite"
+    config = alpaca_config(tmp_path, alpaca, "paper", size="all", size_type="percent")
+    alpaca.set_clock("2024-03-27T20:00:03Z", is_open=False, next_open="2024-03-28T13:30:00Z",
+                     next_close="2024-03-28T20:00:00Z")  # just after the close of 27 March
+    closed = cli(config, "paper", "run", "--once", env=ALPACA_KEYS)
+    assert closed.returncode == 0, closed.stderr
+    assert "pending" in closed.stderr and "next session's open" in closed.stderr
+    assert query(db, "select status from orders") == [("intent",)]
+    assert query(db, "select count(*) from fills") == [(0,)]
+    still_closed = cli(config, "paper", "run", "--once", env=ALPACA_KEYS)  # later that night: still waiting
+    assert still_closed.returncode == 0 and query(db, "select count(*) from fills") == [(0,)]
+
+    alpaca.set_clock("2024-03-28T13:30:03Z", is_open=True, next_open="2024-04-01T13:30:00Z",
+                     next_close="2024-03-28T20:00:00Z")
+    alpaca.set_quote("AAPL", bid=101.5, ask=102.0, bid_size=500, ask_size=500)  # it opens higher
+    opened = cli(config, "paper", "run", "--once", env=ALPACA_KEYS)
+    assert opened.returncode == 0, opened.stderr
+    # all the cash, whole shares (AAPL is not fractionable here), at the open's ask: 9,800 / 102 -> 98, not
+    # the 99 that 100.5 (the ask after the close) would have bought
+    assert query(db, "select side, amount, price from fills") == [("buy", 98.0, 102.0)]
+    assert query(db, "select status, amount from orders") == [("filled", 98.0)]
 
 
 def test_an_alpaca_sandbox_order_fills_in_parts_across_ticks_and_is_sent_once(tmp_path: Path, alpaca) -> None:
@@ -144,6 +173,13 @@ def test_an_alpaca_sandbox_order_fills_in_parts_across_ticks_and_is_sent_once(tm
     assert position == SHARES and cash == pytest.approx(10_000 - 4 * 101.0 - 6 * 102.0)
     assert len(alpaca.requests_to("/v2/orders", "POST")) == 1  # one send, through the lost answer and two restarts
     assert len(alpaca.orders()) == 1
+    assert query(db, "select count(*) from events where kind = 'position'") == [(0,)]  # the account agrees
+
+    alpaca._positions["AAPL"] += 5  # shares bought outside systrade
+    fourth = cli(config, "paper", "run", "--once", env=ALPACA_KEYS)
+    assert fourth.returncode == 0 and "holds 15 AAPL, the ledger's bots 10" in fourth.stderr
+    assert query(db, "select count(*) from events where kind = 'position'") == [(1,)]
+    assert query(db, "select position from bots") == [(SHARES,)]  # the bot's own position is unchanged
 
 
 def test_an_open_order_holds_back_the_next_decision(tmp_path: Path, alpaca) -> None:
@@ -215,37 +251,79 @@ def test_a_kis_order_decided_after_hours_waits_for_the_open_and_the_token_is_iss
     assert oct((tmp_path / cached).stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_kis_paper_bot_pays_the_sell_tax(tmp_path: Path, kis) -> None:
-    """Paper mode simulates the fill on KIS's quotes with the commission on both sides and the tax on sells."""
-    config = kis_config(tmp_path, kis, "paper")
-    bought = cli(config, "paper", "run", "--once", env=kis_env(kis))
-    assert bought.returncode == 0, bought.stderr
-    [(side, amount, price, fee)] = query(tmp_path / "paper.sqlite", "select side, amount, price, fee from fills")
-    assert side == "buy" and amount == SHARES and fee == pytest.approx(amount * price * 0.00015)
-    assert kis.count("/uapi/domestic-stock/v1/trading/order-cash") == 0
+def test_a_kis_order_whose_answer_is_lost_is_found_again_and_never_sent_twice(tmp_path: Path, kis) -> None:
+    """KIS has no client order id: after a lost answer the day's orders are searched before anything is resent."""
+    db = tmp_path / "paper.sqlite"
+    config = kis_config(tmp_path, kis, "sandbox")
+    kis.fail("/uapi/domestic-stock/v1/trading/order-cash", "lost")  # KIS takes the order, the answer never comes
+    first = cli(config, "paper", "run", "--once", env=kis_env(kis))
+    assert first.returncode == 0, first.stderr
+    assert len(kis.orders) == 1
+    [(status, broker_id)] = query(db, "select status, exchange_order_id from orders")
+    assert status == "submitted" and broker_id == kis.orders[0].odno  # matched by stock, side, quantity, time
+    for _ in range(2):  # restarts: looked up by its order number, never sent again
+        again = cli(config, "paper", "run", "--once", env=kis_env(kis))
+        assert again.returncode == 0, again.stderr
+    assert len(kis.orders) == 1 and kis.count("/uapi/domestic-stock/v1/trading/order-cash") == 1
+    kis.fill(kis.orders[0].odno, 10, 70_200.0)
+    done = cli(config, "paper", "run", "--once", env=kis_env(kis))
+    assert done.returncode == 0, done.stderr
+    assert query(db, "select status, filled from orders") == [("filled", SHARES)]
+    assert query(db, "select position from bots") == [(SHARES,)]
+
+
+def test_a_kis_paper_bot_waits_for_krx_to_open_and_pays_commission_and_sell_tax(tmp_path: Path, kis,
+                                                                                  monkeypatch) -> None:
+    """Paper mode simulates the fill on KIS's quotes when KRX trades, with the commission on both sides and the
+    transaction tax on sells. In-process (the runner, our KIS client and the fake), to set the market's clock."""
+    from systrade.config import load_settings
+    from systrade.live.daemon import build_runners, run_once
+    from systrade.sim import kernel
+
+    for name, value in {**kis_env(kis), "XDG_CACHE_HOME": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(str(kis_config(tmp_path, kis, "paper")))
+    ledger, [runner] = build_runners(settings)
+    night = pd.Timestamp("2024-09-13 07:00", tz="UTC")  # 16:00 in Seoul: KRX has closed
+    runner.market.now = lambda: night.timestamp()
+    [result] = run_once([runner])
+    assert result.outcome == "pending" and "next session's open" in result.message
+    assert ledger.fills() == []
+    runner.market.now = lambda: pd.Timestamp("2024-09-19 00:00:05", tz="UTC").timestamp()  # after Chuseok
+    run_once([runner])
+    [fill] = ledger.fills()
+    assert (fill.side, fill.amount, fill.price) == ("buy", SHARES, 70_000.0 + 100)  # the best ask of the book
+    assert fill.fee == pytest.approx(SHARES * fill.price * 0.00015) and fill.fee_currency == "KRW"
+    params = runner.params()
+    assert params[kernel.P_BUY_FEE] == pytest.approx(0.00015)
+    assert params[kernel.P_SELL_FEE] == pytest.approx(0.00015 + 0.0015)  # the default commission and tax
+    assert kis.count("/uapi/domestic-stock/v1/trading/order-cash") == 0  # paper mode: no order reaches KIS
+    ledger.engine.dispose()
 
 
 # ---------------------------------------------------------------- the calendar
 
 
-def test_stock_bots_tick_at_each_session_open_and_never_on_a_holiday() -> None:
-    year = tick_times("XNYS", "1d", pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-12-31 23:59", tz="UTC"),
-                      3)
+def test_stock_bots_tick_after_each_close_and_at_each_open_never_on_a_holiday() -> None:
     import exchange_calendars
 
+    year = tick_times("XNYS", "1d", pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-12-31 23:59", tz="UTC"),
+                      3)
     xnys = exchange_calendars.get_calendar("XNYS")
     sessions = xnys.sessions_in_range("2024-01-01", "2024-12-31")
-    assert len(year) == len(sessions) == 252
-    assert list(year) == [xnys.session_open(s) + pd.Timedelta(seconds=3) for s in sessions]
+    expected = sorted([xnys.session_open(d) for d in sessions] + [xnys.session_close(d) for d in sessions])
+    assert len(sessions) == 252 and list(year) == [t + pd.Timedelta(seconds=3) for t in expected]
     assert not any(t.strftime("%m-%d") in ("07-04", "12-25", "11-28") for t in year)
-    # the trigger APScheduler runs: from the evening before Independence Day to the 5th's open
+    assert pd.Timestamp("2024-07-03 17:00:03", tz="UTC") in year  # the early close before Independence Day
+    # the trigger APScheduler runs: after the early close on the 3rd, the next tick is the 5th's open
     trigger = SessionTrigger("XNYS", "1h", 3)
-    now = pd.Timestamp("2024-07-03 17:30", tz="UTC").to_pydatetime()  # after the early close on the 3rd
+    now = pd.Timestamp("2024-07-03 17:30", tz="UTC").to_pydatetime()
     fired = trigger.get_next_fire_time(None, now)
     assert fired == pd.Timestamp("2024-07-05 13:30:03", tz="UTC")  # not on the 4th
+    assert trigger.get_next_fire_time(fired, fired) == pd.Timestamp("2024-07-05 14:00:03", tz="UTC")  # 13:00 bar
     chuseok = tick_times("XKRX", "1h", pd.Timestamp("2024-09-13 07:00", tz="UTC"),
                          pd.Timestamp("2024-09-19 02:00", tz="UTC"))
-    assert chuseok[0] == pd.Timestamp("2024-09-19 00:00", tz="UTC")
+    assert chuseok[0] == pd.Timestamp("2024-09-19 00:00", tz="UTC")  # 13 September closed at 06:30; 16-18 closed
 
 
 def test_the_daemon_schedules_a_stock_bot_for_the_next_session_open(tmp_path: Path, alpaca) -> None:
@@ -264,5 +342,6 @@ def test_the_daemon_schedules_a_stock_bot_for_the_next_session_open(tmp_path: Pa
     finally:
         daemon.terminate()
         daemon.communicate(timeout=60)
-    expected = exchange_calendars.get_calendar("XNYS").next_open(pd.Timestamp.now(tz="UTC"))
+    xnys, now = exchange_calendars.get_calendar("XNYS"), pd.Timestamp.now(tz="UTC").floor("min")
+    expected = min(xnys.next_open(now), xnys.next_close(now))  # the next open, or the close of today's session
     assert f"next tick {expected.strftime('%Y-%m-%d %H:%M:%S')}" in line, line

@@ -74,6 +74,13 @@ def bar_opens(name: str, timeframe: str, start: pd.Timestamp, end: pd.Timestamp)
     return index[(index >= _utc(start)) & (index <= _utc(end))]
 
 
+def is_open(name: str, when: pd.Timestamp) -> bool:
+    """Whether the market is in session at ``when`` (regular hours; early closes and holidays included)."""
+    when = _utc(when)
+    table = schedule(name, when - pd.Timedelta(days=1), when)
+    return bool(((table["open"] <= when) & (when < table["close"])).any())
+
+
 def missing_bars(name: str, index: pd.DatetimeIndex, timeframe: str) -> pd.DatetimeIndex:
     """The bars the calendar expects between the first and last of ``index`` that ``index`` lacks."""
     if len(index) < 2:

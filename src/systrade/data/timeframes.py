@@ -47,7 +47,7 @@ def weekdays_only(index: pd.DatetimeIndex, timeframe: str) -> bool:
     (Monday to Friday, or Sunday to Thursday where a market's midnight is the previous day in UTC)."""
     if timeframe_seconds(timeframe) != 86400 or len(index) < 20 or index[-1] - index[0] < pd.Timedelta(days=28):
         return False
-    return len(set(index.dayofweek)) <= 5
+    return len(set(index.day_of_week)) <= 5
 
 
 def infer_timeframe(index: pd.DatetimeIndex) -> str:

@@ -40,7 +40,7 @@ class BrokerSandbox:
             order = self.gateway.submit(self._intent(request))
         except BrokerMarketClosed as error:
             return Execution("pending", reason=f"the market is closed ({describe_error(error, self.venue)}); the "
-                                               "order is sent at the next session's open")
+                                               "order is sent at the next session's open")  # runner.MARKET_CLOSED
         except BrokerAuthError:
             raise
         except BrokerError as error:
@@ -51,6 +51,10 @@ class BrokerSandbox:
         """The broker's current view of an order sent earlier, or None when it does not list it."""
         order = self.gateway.lookup(self._intent(request))
         return None if order is None else execution_of(order)
+
+    def position(self, symbol: str) -> float:
+        """Shares the broker's account holds."""
+        return float(self.gateway.position(symbol))
 
     @staticmethod
     def _intent(request: OrderRequest) -> OrderIntent:

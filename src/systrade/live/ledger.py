@@ -361,6 +361,11 @@ class Ledger:
         with self._sessions() as s:
             return list(s.scalars(select(Fill).order_by(Fill.id)))
 
+    def set_order_amount(self, client_order_id: str, amount: float) -> None:
+        """Size a pending order again (it waited for the market's open)."""
+        with self.transaction() as s:
+            s.scalar(select(Order).where(Order.client_order_id == client_order_id)).amount = amount
+
     def orders(self, status: str | None = None) -> list[Order]:
         with self._sessions() as s:
             query = select(Order).order_by(Order.id)

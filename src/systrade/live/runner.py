@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from systrade.config import BotSettings
+from systrade.data.calendars import calendar_name
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.exchange import TransientDataError, describe_error, is_retryable
@@ -54,6 +55,7 @@ log = logging.getLogger("systrade.paper")
 ACCOUNT_LOCK = threading.RLock()
 DEFAULT_HISTORY = 250
 LISTED_MISSED = 5  # a missed-candles message lists every bar up to this many, else the first and the last
+MARKET_CLOSED = "the market is closed"  # how a pending order's reason starts (sent or filled at the next open)
 
 
 @dataclass
@@ -92,9 +94,11 @@ class BotRunner:
         self.clock = clock or utcnow
         self.last_signals: dict[str, bool] | None = None  # the newest bar's resolved signals (for replays)
         self._reconcile_due = True  # intents can only be left by an earlier process or a tick that raised
+        self._position_warned = 0.0  # the last difference between the broker's position and the ledger's
         self.ledger = ledger
         self.market = market
         self.broker = broker
+        self.calendar = calendar_name(settings.exchange)  # a stock market's: orders wait for its sessions
         if capital is None:
             capital = self._lone_capital()
         ledger.ensure_bot(settings.name, cls.strategy_name(), settings.exchange, settings.symbol, settings.timeframe,
@@ -125,7 +129,7 @@ class BotRunner:
 
     def tick(self) -> TickResult:
         """Process the newest closed candle, if it is new. Exchange errors surface after the retry policy."""
-        if self._reconcile_due or self.asynchronous:
+        if self._reconcile_due or self.asynchronous or self.calendar:
             self.reconcile()
         state = self.ledger.bot_state(self.name)  # after reconcile: a completed intent changes the position
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
@@ -338,13 +342,11 @@ class BotRunner:
                             allow_short=self.rules.direction != "long", base_available=max(position, 0.0),
                             quote_available=self._cash())
 
-    def _trade(self, action: int, bar: datetime, late: str = "") -> TickResult:
-        """Step 2: size ``action`` with the fill model at the book's prices and send it (``late``: the reason a
-        caught-up order gives)."""
-        params = self.params()
+    def _size(self, action: int, params: np.ndarray, book: dict):
+        """Size ``action`` with the fill model at the book's prices, from the bot's position and cash now: the fill
+        model's fills, skips and counts."""
         state = self.ledger.bot_state(self.name)
         position, cash = state.position, float(state.cash or 0.0)
-        book = self.market.order_book(self.settings.symbol)
         buying = action == kernel.BUY or (action in (kernel.CLOSE, kernel.REVERSE) and position < 0)
         levels = book["asks"] if buying else book["bids"]
         fallback = None if levels else self.market.last_price(self.settings.symbol)
@@ -360,6 +362,16 @@ class BotRunner:
             if walked == price or (walked < price) == buying:
                 break
             price = walked
+        return fills, skips, counts
+
+    def _trade(self, action: int, bar: datetime, late: str = "") -> TickResult:
+        """Step 2: size ``action`` with the fill model at the book's prices and send it (``late``: the reason a
+        caught-up order gives)."""
+        params = self.params()
+        state = self.ledger.bot_state(self.name)
+        position, cash = state.position, float(state.cash or 0.0)
+        book = self.market.order_book(self.settings.symbol)
+        fills, skips, counts = self._size(action, params, book)
         if counts[kernel.C_SKIPS]:
             reason = kernel.SKIP_REASONS[int(skips[0, kernel.K_REASON])]
             self.ledger.record("skipped", f"{kernel.ACTIONS[action]} not placed: {reason} "
@@ -377,6 +389,23 @@ class BotRunner:
         kind = kernel.FILL_KINDS[int(fill[kernel.F_KIND])]  # a reversal whose new side is too small only closes
         return self._send("close" if kind == "close" else kernel.ACTIONS[action], late, is_buy, abs(amount), bar,
                           params, book=book)
+
+    def _resized(self, order: Order) -> float:
+        """A pending order's amount sized again at the prices of the open it waited for (the backtest sizes at the
+        next bar's open too); 0 when the fill model now sizes it to nothing."""
+        if order.action not in kernel.ACTIONS:
+            return order.amount
+        action = kernel.ACTIONS.index(order.action)
+        book = self.market.order_book(self.settings.symbol)
+        fills, _, counts = self._size(action, self.params(), book)
+        if not counts[kernel.C_FILLS]:
+            return 0.0
+        fill = fills[counts[kernel.C_FILLS] - 1]
+        if (fill[kernel.F_SIDE] > 0) != (order.side == "buy"):
+            return order.amount
+        state = self.ledger.bot_state(self.name)
+        signed = fill[kernel.F_SIZE] * (1 if order.side == "buy" else -1)
+        return abs(self._cap_position(state.position, signed, float(state.cash or 0.0), book))
 
     def _send(self, action: str, reason: str, is_buy: bool, amount: float, bar: datetime, params: np.ndarray,
               book: dict | None = None, suffix: str = "") -> TickResult:
@@ -406,6 +435,8 @@ class BotRunner:
 
         Exchange trouble (after the retry policy) propagates: the intent stays and is reconciled later.
         """
+        if not self.asynchronous and self.calendar and not self._market_open():
+            return Execution("pending", reason=f"{MARKET_CLOSED}; the order fills at the next session's open")
         try:
             return self.broker.execute(request, book)
         except Exception as error:
@@ -588,14 +619,47 @@ class BotRunner:
                     if execution is not None:
                         self._apply(order.client_order_id, execution, as_utc(order.bar_time))
                 continue
-            if not order.reason.startswith("the market is closed"):
+            waited = order.reason.startswith(MARKET_CLOSED)
+            if waited:  # decided after the close: sent at the open, sized at the open's prices
+                if not self.asynchronous and not self._market_open():
+                    continue
+                with ACCOUNT_LOCK:
+                    request.amount = self._resized(order)
+                    if request.amount <= 0:
+                        self._apply(order.client_order_id, Execution("rejected", reason="sized to nothing at the "
+                                                                     "open's prices"), as_utc(order.bar_time))
+                        continue
+                    self.ledger.set_order_amount(order.client_order_id, request.amount)
+            else:
                 self.ledger.record("reconcile", f"completing order {order.client_order_id} left as an intent",
                                    self.name)
                 log.warning("%s: reconciling order %s left as an intent", self.name, order.client_order_id)
             with ACCOUNT_LOCK:
                 execution = self._execute(request)
                 self._apply(order.client_order_id, execution, as_utc(order.bar_time))
+        if self.asynchronous:
+            self._compare_position()
         self._reconcile_due = False
+
+    def _compare_position(self) -> None:
+        """Warn (once per difference) when the broker's account holds another position in the symbol than the
+        ledger's bots on it: shares bought or sold outside systrade, or a fill the ledger has not booked."""
+        symbol = self.settings.symbol
+        held = self.broker.position(symbol)
+        booked = sum(b.position or 0.0 for b in self.ledger.bots()
+                     if b.symbol == symbol and b.exchange == self.settings.exchange)
+        difference = round(held - booked, 9)
+        if difference and difference != self._position_warned:
+            message = (f"the {self.settings.exchange} account holds {held:.10g} {symbol}, the ledger's bots "
+                       f"{booked:.10g}: shares traded outside systrade are not this bot's, and are not traded by it")
+            self.ledger.record("position", message, self.name)
+            log.warning("%s: %s", self.name, message)
+        self._position_warned = difference
+
+    def _market_open(self) -> bool:
+        """Whether the bot's market trades now (always, for crypto)."""
+        is_open = getattr(self.market, "market_open", None)
+        return True if is_open is None else bool(is_open())
 
     def _claimed(self, client_order_id: str) -> frozenset[str]:
         """The broker order ids of every other order in the ledger (never matched to this one)."""
@@ -604,7 +668,8 @@ class BotRunner:
 
     def _unfinished_order(self) -> Order | None:
         """The bot's order a broker still has open (submitted or partly filled), if any."""
-        return next((o for o in self.ledger.orders() if o.bot == self.name and o.status in ("submitted", "partial")),
+        return next((o for o in self.ledger.orders() if o.bot == self.name and (
+            o.status in ("submitted", "partial") or (o.status == "intent" and o.reason.startswith(MARKET_CLOSED)))),
                     None)
 
     # ------------------------------------------------------------------ bookkeeping

@@ -1,11 +1,11 @@
-"""When a stock bot ticks: at the open of each of its bars on the market's calendar, never on a holiday.
+"""When a stock bot ticks: after each of its bars closes, and at each session's open; never on a holiday.
 
-A signal of bar t acts at bar t+1's open (docs/semantics.md), and a stock market has quotes only in session. So
-a stock bot ticks when its next bar opens: a daily bot at each session's open (the previous session's candle
-has closed; the order meets the opening market, as the backtest fills it), an intraday bot at each bar's open
-inside the session (the first bar of a session acts on the previous session's last bar). An hourly bar that
-opens on the clock before the market does (09:00 for a 09:30 open) ticks at the market's open. Nothing fires
-on weekends and holidays, and nothing fires after the close: an order decided then waits for the next open.
+A stock market makes bars only in session. A bot decides after each bar closes (plus the daemon's tick delay):
+a daily bot after the session's close, an intraday bot after each bar inside the session. An order decided
+while the market is closed is placed for the next session's open: Alpaca queues a day order itself, so it is
+sent at once; KIS's mock trading and paper mode wait, and the tick at the session's open (plus the delay) sends
+or fills it, sized at the open's prices, as the backtest fills a signal at the next bar's open. Nothing fires on
+weekends and holidays.
 """
 
 from __future__ import annotations
@@ -23,19 +23,21 @@ LOOKAHEAD_DAYS = 14  # enough to reach the next session over any holiday run
 
 def tick_times(calendar: str, timeframe: str, start: pd.Timestamp, end: pd.Timestamp,
                delay_seconds: float = 0.0) -> pd.DatetimeIndex:
-    """The ticks of a bot between ``start`` and ``end``: each bar's open (not before its session's open), plus
+    """The ticks of a bot between ``start`` and ``end``: each bar's close (a session's close for daily bars, the
+    earlier of the bar's end and the session's close for intraday ones) and each session's open, plus
     ``delay_seconds``."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     table = calendars.schedule(calendar, start - pd.Timedelta(days=1), end)
+    opens = pd.DatetimeIndex(table["open"]).tz_convert("UTC")
+    closes = pd.DatetimeIndex(table["close"]).tz_convert("UTC")
     if timeframe_seconds(timeframe) >= 86_400:
-        opens = pd.DatetimeIndex(table["open"])
+        ends = closes
     else:
         bars = calendars.bar_opens(calendar, timeframe, start - pd.Timedelta(days=1), end)
-        closes = pd.DatetimeIndex(table["close"]).tz_convert("UTC")
         session = closes.searchsorted(bars, side="right")  # each bar's session: the first to close after it opens
-        session_open = pd.DatetimeIndex(table["open"]).tz_convert("UTC")[session]
-        opens = pd.DatetimeIndex([max(bar, first) for bar, first in zip(bars, session_open, strict=True)])
-    times = opens.tz_convert("UTC") + pd.Timedelta(seconds=delay_seconds)
+        step = pd.Timedelta(seconds=timeframe_seconds(timeframe))
+        ends = pd.DatetimeIndex([min(bar + step, close) for bar, close in zip(bars, closes[session], strict=True)])
+    times = opens.append(ends).unique().sort_values() + pd.Timedelta(seconds=delay_seconds)
     return times[(times >= start) & (times <= end)]
 
 

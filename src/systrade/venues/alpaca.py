@@ -34,6 +34,7 @@ import pandas as pd
 import requests
 
 from systrade.config import Settings
+from systrade.data import calendars
 from systrade.errors import UserError
 from systrade.exchange import RetryPolicy, call_with_retry, redact
 from systrade.venues.base import BrokerOrder, MarketRules, OrderIntent
@@ -384,6 +385,10 @@ class AlpacaMarket(_Alpaca):
     def server_time_ms(self) -> int:
         return int(self.clock().now.value // 1_000_000)
 
+    def market_open(self) -> bool:
+        """Whether the market trades now, by Alpaca's clock (holidays and early closes included)."""
+        return self.clock().is_open
+
     def closed_candles(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame:
         """The last ``count`` closed candles: a window of calendar time wide enough for ``count`` bars (sessions
         are 6.5 hours, 5 days a week, and the IEX feed skips quiet minutes), doubled until it holds them (up to
@@ -400,6 +405,8 @@ class AlpacaMarket(_Alpaca):
             span = pd.Timedelta(days=math.ceil(count / per_session * 7 / 5 * 1.5) + 4)
         while True:
             frame = self.bars(symbol, timeframe, end - span, end, "all")
+            if timeframe != "1d" and len(frame):  # the session's bars only, as the store keeps them
+                frame = frame[~calendars.off_session(calendars.VENUE_CALENDARS[VENUE], frame.index, timeframe)]
             if len(frame) >= count or span > pd.Timedelta(days=366 * 30):
                 return frame.iloc[-count:]
             span = span * 2

@@ -478,8 +478,9 @@ class KisCandles:
 class KisMarket:
     """Live market data for the paper daemon (``LiveMarket``)."""
 
-    def __init__(self, client: KisClient, fees: float, sell_tax: float = 0.0) -> None:
-        self.client, self.fees, self.sell_tax = client, fees, sell_tax
+    def __init__(self, client: KisClient, fees: float, sell_tax: float = 0.0,
+                 now: Callable[[], float] = time.time) -> None:
+        self.client, self.fees, self.sell_tax, self.now = client, fees, sell_tax, now
         self._candles = KisCandles(client, fees)
         self._rules: dict[str, tuple[float, MarketRules]] = {}
 
@@ -500,7 +501,13 @@ class KisMarket:
 
     def server_time_ms(self) -> int:
         """The local clock: KIS has no server-time call (keep the machine's clock synchronised)."""
-        return int(time.time() * 1000)
+        return int(self.now() * 1000)
+
+    def market_open(self) -> bool:
+        """Whether KRX trades now, by the XKRX calendar at the local clock (KIS has no market-clock call)."""
+        from systrade.data import calendars
+
+        return calendars.is_open("XKRX", pd.Timestamp(self.server_time_ms(), unit="ms", tz="UTC"))
 
     def closed_candles(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame:
         end = pd.Timestamp.now(tz="UTC").floor("D") + pd.Timedelta(days=1)
