@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 from conftest import REPO, systrade_exe, tree
+from pydantic import BaseModel
 
 BUNDLED = ("sma_cross", "rsi_reversion", "bollinger_breakout", "donchian_breakout", "macd_trend")
 PACKAGE = REPO / "src" / "systrade"
@@ -241,12 +242,17 @@ def test_init_writes_every_setting_at_its_default(tmp_path: Path) -> None:
         if section == "exchanges":  # a table per exchange id: an example, commented out
             assert "# [exchanges.binance]\n# timeout = 10000\n" in text and section not in raw
             continue
+        tables = [(f"[{section}]", model.annotation.model_fields, raw[section])]
         for key, info in model.annotation.model_fields.items():
-            if key == "bots":
-                continue
-            pattern = rf"^(# )?{key} = .+ # \S" if info.get_default() is None else rf"^{key} = .+ # \S"
-            assert re.search(pattern, text[text.index(f"[{section}]"):], re.M), (section, key)
-            assert (key in raw[section]) is (info.get_default() is not None), (section, key)
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):  # [brokers.alpaca]
+                tables.append((f"[{section}.{key}]", info.annotation.model_fields, raw[section][key]))
+        for header, fields, values in tables:
+            for key, info in fields.items():
+                if key == "bots" or (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
+                    continue
+                pattern = rf"^(# )?{key} = .+ # \S" if info.get_default() is None else rf"^{key} = .+ # \S"
+                assert re.search(pattern, text[text.index(header):], re.M), (header, key)
+                assert (key in values) is (info.get_default() is not None), (header, key)
     for line in text[:text.index("# [exchanges.")].splitlines():  # every setting has its one-line comment
         if re.match(r"(# )*\w+ = ", line):
             assert " # " in line, line

@@ -118,7 +118,14 @@ def config_template() -> str:
             if item is not None and sub.get_default(call_default_factory=True) == []:
                 lists_of_tables.append((key, sub, item))
         tables = {key for key, _, _ in lists_of_tables}  # written after the section's keys, as tables
-        out.extend(_field_lines({k: v for k, v in section.model_fields.items() if k not in tables}))
+        nested = {k: v for k, v in section.model_fields.items() if _is_model(v.annotation)}  # [brokers.alpaca]
+        out.extend(_field_lines({k: v for k, v in section.model_fields.items() if k not in tables | set(nested)}))
+        for key, sub in nested.items():
+            out.append("")
+            if _model_doc(sub.annotation):
+                out.append(f"# {_model_doc(sub.annotation)}")
+            out.append(f"[{name}.{key}]")
+            out.extend(_field_lines(sub.annotation.model_fields))
         for key, sub, item in lists_of_tables:
             out.append("")
             out.append(f"# [[{name}.{key}]]: {sub.description or key} ({_model_doc(item).rstrip('.')})")
