@@ -134,3 +134,14 @@ def test_a_stored_stock_series_is_annualised_with_its_calendars_bars(run_cli, wo
                                             rel=1e-9)
     note = " ".join(result.stdout.split())
     assert f"annualising with the XNYS calendar: {per_year:,.0f} {timeframe} bars a year" in note, result.stdout
+
+
+def test_live_candles_keep_the_sessions_bars_only() -> None:
+    """What a stock bot's strategy sees: extended-hours bars dropped (the store keeps none), daily bars kept."""
+    hours = pd.date_range("2024-03-27 12:00", "2024-03-28 23:00", freq="1h", tz="UTC")  # 08:00 .. 19:00 New York
+    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=hours)
+    kept = calendars.session_candles(frame, "XNYS", "1h")
+    assert list(kept.index.hour) == [13, 14, 15, 16, 17, 18, 19] * 2  # 09:00 (from 09:30) .. 15:00 New York
+    days = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0},
+                        index=pd.date_range("2024-03-25", periods=4, freq="D", tz="UTC"))
+    assert calendars.session_candles(days, "XNYS", "1d").equals(days)

@@ -189,15 +189,6 @@ def test_closed_candles_drop_the_forming_bar_by_the_clock(fake):
     got = market.closed_candles("AAPL", "1m", 10)
     assert len(got) == 10 and got.index[-1] == pd.Timestamp("2024-03-28 14:59", tz="UTC")
 
-    # hourly bars with extended hours (04:00 .. 19:00 New York): the strategy sees the session's bars only,
-    # as the store keeps them (09:00, holding 09:30-10:00, to 15:00 New York = 13:00 .. 19:00 UTC in March)
-    hours = pd.date_range("2024-03-26 08:00", "2024-03-28 23:00", freq="1h", tz="UTC")
-    fake.set_bars("AAPL", "1h", ohlcv(hours, seed=3))
-    fake.set_clock("2024-03-28T21:00:00Z", is_open=False, next_open="2024-04-01T13:30:00Z")
-    got = market.closed_candles("AAPL", "1h", 14)
-    assert list(got.index.hour) == [13, 14, 15, 16, 17, 18, 19] * 2
-    assert got.index[-1] == pd.Timestamp("2024-03-28 19:00", tz="UTC")
-
 
 def test_order_book_and_last_price(fake):
     market = alpaca.live_market(settings(fake), POLICY)

@@ -72,6 +72,8 @@ class NetworkSettings(_Strict):
     max_backoff_seconds: float = Field(60.0, ge=0, description="longest wait between two retries")
 
 
+MARKET_RULES = "market_rules"  # [exchanges.<id>.market_rules]: systrade's overrides, never passed to ccxt
+MARKET_RULE_KEYS = ("min_cost", "min_amount", "taker_fee", "maker_fee", "tick", "lot", "cost_step")
 BROKER_QUOTES = {"alpaca": "USD", "kis": "KRW"}  # the currency a stock broker's symbols trade in
 
 
@@ -136,8 +138,9 @@ class BotSettings(_Strict):
                           'or "kis" (Korea Investment & Securities)')
     symbol: str = Field(examples=["BTC/USDT"], description="the market traded (alpaca: a ticker such as AAPL; kis: "
                         "a 6-digit KRX code such as 005930)")
-    mode: Literal["paper", "sandbox"] | None = Field(None, description='"paper" (simulated fills) or "sandbox" (real '
-                                                     "orders on the venue's paper account); default: [paper] mode")
+    mode: Literal["paper", "sandbox"] | None = Field(None, examples=["sandbox"], description='"paper" (simulated '
+                                                     'fills) or "sandbox" (real orders on the venue\'s paper '
+                                                     "account); default: [paper] mode")
     timeframe: str = Field(examples=["1h"], description="candle timeframe: one tick per closed candle")
     size: float | Literal["all"] = Field("all", description='"all" (all available cash) or a number (see size_type)')
     size_type: Literal["percent", "amount", "value"] = Field("percent", description="percent | amount | value "
@@ -244,9 +247,9 @@ class KisSettings(_Strict):
     sell_tax: float = Field(0.0015, ge=0, lt=1, description="securities transaction tax (and rural tax) on sells, a "
                             "fraction of traded value; check the year's rate for your market")
     timeout: float = Field(30.0, gt=0, description="seconds to wait for one answer")
-    min_interval_seconds: float | None = Field(None, ge=0, le=10, description="pause between two requests (KIS "
-                                               "limits requests per second; default 0.5 on the mock host, 0.06 on "
-                                               "the real one)")
+    min_interval_seconds: float | None = Field(None, ge=0, le=10, examples=[0.5], description="pause between two "
+                                               "requests (KIS limits requests per second; default 0.5 on the mock "
+                                               "host, 0.06 on the real one)")
 
 
 class BrokersSettings(_Strict):
@@ -279,6 +282,16 @@ class Settings(_Strict):
                 names = ", ".join(secret_env_names(exchange_id).values())
                 raise ValueError(f"{', '.join(found)} must not be written in the config; remove it and set the "
                                  f"environment variables {names} instead")
+            rules = table.get(MARKET_RULES, {})
+            if not isinstance(rules, dict):
+                raise ValueError(f"[exchanges.{exchange_id}.{MARKET_RULES}] must be a table, e.g. min_cost = 5000")
+            for key, value in rules.items():
+                if key not in MARKET_RULE_KEYS:
+                    raise ValueError(f"exchanges.{exchange_id}.{MARKET_RULES}.{key}: unknown market rule; use "
+                                     f"{', '.join(MARKET_RULE_KEYS)}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                    raise ValueError(f"exchanges.{exchange_id}.{MARKET_RULES}.{key} = {value!r} is not a number >= "
+                                     "0")
         return exchanges
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from systrade.config import Settings, secret_env_names
+from systrade.config import MARKET_RULES, Settings, secret_env_names
 from systrade.errors import UserError
 
 T = TypeVar("T")
@@ -73,6 +73,11 @@ def redact(text: str, exchange_id: str | None = None) -> str:
     return _URL_PASSWORD.sub(r"\g<head>***", text)
 
 
+def market_rule_overrides(exchange_id: str, settings: Settings) -> dict[str, float]:
+    """The user's ``[exchanges.<id>.market_rules]`` (minimum cost and amount, fees, tick, lot)."""
+    return dict(settings.exchanges.get(exchange_id, {}).get(MARKET_RULES, {}))
+
+
 def create_exchange(exchange_id: str, settings: Settings, with_secrets: bool = False) -> Any:
     """A ccxt client for ``exchange_id`` with the ``[exchanges.<id>]`` table deep-merged into its config.
 
@@ -85,9 +90,30 @@ def create_exchange(exchange_id: str, settings: Settings, with_secrets: bool = F
         hint = f"did you mean {' or '.join(close)}?" if close else "see ccxt's list of exchange ids"
         raise UserError(f"unknown exchange {exchange_id!r}; {hint}")
     config = deep_merge({"enableRateLimit": True}, settings.exchanges.get(exchange_id, {}))
+    config.pop(MARKET_RULES, None)  # systrade's own overrides (``market_rules``), not the client's
     if with_secrets:
         config.update(secrets_for(exchange_id))
-    return getattr(ccxt, exchange_id)(config)
+    return status_first(getattr(ccxt, exchange_id)(config))
+
+
+def status_first(client: Any) -> Any:
+    """Make ``client`` read HTTP 429 as a rate limit and 418 as a ban whatever the body says.
+
+    ccxt parses an exchange's error body before its HTTP status, and Upbit's and Bithumb's JSON bodies for 429
+    and 418 are not in ccxt's tables, so they arrive as a plain ``ExchangeError``, which is never retried.
+    """
+    ccxt = _ccxt()
+    original = client.handle_errors
+
+    def handle_errors(code, reason, url, method, headers, body, response, request_headers, request_body):
+        if code == 429:
+            raise ccxt.RateLimitExceeded(f"{client.id} {method} {url} 429 {reason} {body}")
+        if code == 418:
+            raise ccxt.DDoSProtection(f"{client.id} {method} {url} 418 {reason} {body}")
+        return original(code, reason, url, method, headers, body, response, request_headers, request_body)
+
+    client.handle_errors = handle_errors
+    return client
 
 
 def check_market(client: Any, exchange_id: str, symbol: str, timeframe: str) -> None:
@@ -144,18 +170,38 @@ class TransientDataError(Exception):
     """The exchange answered with something unusable (e.g. malformed JSON parsed as junk): retry."""
 
 
+BAN_SECONDS = 60.0  # after an HTTP 418 (Upbit's temporary ban), no request to that exchange for this long
+_banned_until: dict[str, float] = {}  # exchange id -> time.monotonic() when its ban ends
+
+
+def is_ban(error: BaseException) -> bool:
+    """An HTTP 418 answer: the exchange has banned the client for a while (ccxt raises ``DDoSProtection``)."""
+    ccxt = _ccxt()
+    return isinstance(error, ccxt.DDoSProtection) and re.search(r"(?<![\d.])418(?![\d.])", str(error)) is not None
+
+
 def call_with_retry(call: Callable[[], T], policy: RetryPolicy, what: str,
                     on_retry: Callable[[int, BaseException, float], None] | None = None,
-                    sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run ``call`` under the error policy; re-raise the last error when retries run out."""
+                    sleep: Callable[[float], None] = time.sleep, venue: str | None = None) -> T:
+    """Run ``call`` under the error policy; re-raise the last error when retries run out.
+
+    ``venue`` (an exchange id) shares a ban between every call to that exchange in the process: after a 418, no
+    call is made to it for ``BAN_SECONDS``, retries included.
+    """
     attempt = 0
     while True:
+        if venue is not None and _banned_until.get(venue, 0.0) > time.monotonic():
+            sleep(_banned_until[venue] - time.monotonic())
         try:
             return call()
         except Exception as error:  # classified below; anything else is not ours to retry
+            if venue is not None and is_ban(error):
+                _banned_until[venue] = time.monotonic() + BAN_SECONDS
             if not (is_retryable(error) or isinstance(error, TransientDataError)) or attempt >= policy.retries:
                 raise
             wait = policy.delay(attempt, error)
+            if is_ban(error):
+                wait = max(wait, BAN_SECONDS)
             if on_retry is not None:
                 on_retry(attempt + 1, error, wait)
             sleep(wait)

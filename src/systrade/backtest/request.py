@@ -129,4 +129,6 @@ def with_market_rules(rules: PositionRules, market: dict | None, options: Backte
                if getattr(options, name) is None and market.get(key)}
     if not fees_given and market.get("taker_fee") is not None:
         changes["fees"] = market["taker_fee"]
+    if market.get("cost_step"):
+        changes["cost_step"] = market["cost_step"]
     return replace(rules, **changes)

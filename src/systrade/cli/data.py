@@ -99,7 +99,7 @@ def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]
     from systrade.data.broker_download import download_from_broker
     from systrade.data.download import Downloader
     from systrade.errors import UserError
-    from systrade.exchange import RetryPolicy, create_exchange, describe_error
+    from systrade.exchange import RetryPolicy, create_exchange, describe_error, market_rule_overrides
     from systrade.progress import progress_bar, rate_text
     from systrade.venues import candle_source
     from systrade.venues.base import is_broker
@@ -118,7 +118,7 @@ def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]
             source = candle_source(exchange_id, config, policy, adjustment or "all", on_retry)
         else:
             downloader = Downloader(create_exchange(exchange_id, config), exchange_id, config.data.dir, policy,
-                                    on_retry)
+                                    on_retry, overrides=market_rule_overrides(exchange_id, config))
         for symbol, timeframe, since, until in jobs:
             task = bars.add_task(f"{exchange_id} {symbol} {timeframe}", total=None, rate="")
 

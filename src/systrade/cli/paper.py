@@ -66,6 +66,16 @@ def _existing_ledger(url: str, write: bool = False):
         raise typer.Exit(1) from None
 
 
+WHOLE_CURRENCIES = {"KRW", "JPY"}  # amounts a person reads without decimals
+
+
+def money(value: float | None, currency: str = "", sign: str = "", places: int = 2) -> str:
+    """An amount as a person reads it: thousands separated, no decimals for KRW (1,234,567), else ``places``."""
+    if value is None:
+        return "-"
+    return f"{value:{sign},.{0 if currency in WHOLE_CURRENCIES else places}f}"
+
+
 @group.command("status")
 def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON to PATH, or - for standard output "
                                                "(schema in the README).")) -> None:
@@ -82,8 +92,8 @@ def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON
 
         write_json(json_path, report)
         return
-    out.print(f"equity {report['equity']:,.2f} {quote} (positions at their last fill price)  "
-              f"cash {report['cash']:,.2f} {quote}", highlight=False)
+    out.print(f"equity {money(report['equity'], quote)} {quote} (positions at their last fill price)  "
+              f"cash {money(report['cash'], quote)} {quote}", highlight=False)
     out.print("balances: " + ", ".join(f"{k} {v:,.8g}" for k, v in report["balances"].items()), highlight=False)
     for asset, amount in report["negative_balances"].items():
         out.print(f"[bold yellow]warning:[/] the {asset} balance is negative ({amount:,.8g} {asset}): fees were paid "
@@ -93,15 +103,19 @@ def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON
         out.print(f"not in the equity (no {quote} price known): {', '.join(report['unvalued'])}", highlight=False)
     table = Table("bot", "strategy", "market", "timeframe", "position", "capital", "cash", "equity", "pnl", "fees",
                   "last bar", "halted")
-    def money(value: float | None, sign: str = "") -> str:
-        return "-" if value is None else f"{value:{sign},.2f}"
-
     for bot in report["bots"]:
+        currency = bot["quote"] or ""
         table.add_row(bot["name"], bot["strategy"], f"{bot['exchange']} {bot['symbol']}", bot["timeframe"],
-                      f"{bot['position']:.8g}", money(bot["capital"]), money(bot["cash"]), money(bot["equity"]),
-                      money(bot["pnl"], "+"), f"{bot['fees']:,.4f}", bot["last_bar"] or "-",
+                      f"{bot['position']:.8g}", money(bot["capital"], currency), money(bot["cash"], currency),
+                      money(bot["equity"], currency), money(bot["pnl"], currency, "+"),
+                      money(bot["fees"], currency, places=4), bot["last_bar"] or "-",
                       f"yes: {bot['halted_reason']}" if bot["halted"] else "no")
     out.print(table)
+    for bot in report["bots"]:
+        refused = bot["last_rejection"]
+        if refused:
+            out.print(f"{bot['name']}: last order {refused['status']} at {refused['time']}: {refused['reason']}",
+                      highlight=False, markup=False)
 
 
 @group.command("trades")
@@ -121,6 +135,25 @@ def trades(json_path: str | None = typer.Option(None, "--json", help="Write JSON
         table.add_row(f["time"], f["bot"], f["symbol"], f["side"], f"{f['amount']:.8g}", f"{f['price']:.8g}",
                       f"{f['fee']:.8g} {f['fee_currency']}", f["bar_time"], f["exit_reason"] or "-",
                       f["client_order_id"])
+    out.print(table)
+
+
+@group.command("orders")
+def orders(json_path: str | None = typer.Option(None, "--json", help="Write JSON to PATH, or - for standard output "
+                                               "(schema in the README).")) -> None:
+    """Every order the bots decided, with its status (filled, rejected, skipped, pending, ...) and why."""
+    from systrade.live.status import orders as build
+
+    rows = build(_existing_ledger(settings().paper.database))
+    if json_path:
+        from systrade.backtest.output import write_json
+
+        write_json(json_path, rows)
+        return
+    table = Table("created", "bot", "symbol", "side", "amount", "status", "reason", "bar", "client order id")
+    for o in rows:
+        table.add_row(o["created"], o["bot"], o["symbol"], o["side"], f"{o['amount']:.8g}", o["status"],
+                      o["reason"] or "-", o["bar_time"], o["client_order_id"])
     out.print(table)
 
 

@@ -106,6 +106,13 @@ def off_session(name: str, index: pd.DatetimeIndex, timeframe: str) -> np.ndarra
     return ~index.as_unit("ns").isin(expected)
 
 
+def session_candles(frame: pd.DataFrame, name: str, timeframe: str) -> pd.DataFrame:
+    """``frame`` without its candles outside the calendar's sessions (extended hours), for intraday timeframes."""
+    if timeframe_seconds(timeframe) >= 86_400 or frame.empty:
+        return frame
+    return frame[~off_session(name, frame.index, timeframe)]
+
+
 def bars_per_year(name: str, timeframe: str) -> float:
     """Bars a year of this market makes: sessions per year times the bars of a regular session."""
     sessions = SESSIONS_PER_YEAR[name]

@@ -23,9 +23,28 @@ from systrade.data.readers import OHLCV
 from systrade.data.store import SeriesKey, read_series, write_series
 from systrade.errors import UserError
 from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry, check_market, describe_error
+from systrade.venues.korea import has_public_rules, public_rules
 
 PAGE_LIMIT = 1000
 CHECKPOINT_PAGES = 5
+# Exchanges that answer a time window (ccxt turns ``since`` into Upbit's ``to``): a window without trades is
+# empty and the next one may not be, so an empty page moves on instead of ending the range.
+WINDOW_PAGED = {"upbit", "bithumb"}
+TO_PAGED = {"bithumb"}  # ccxt ignores ``since`` here: the window's end is asked for with Upbit's ``to``
+
+
+def window_params(exchange: Any, timeframe: str, since: int, limit: int) -> dict[str, str]:
+    """The request parameters of the window of ``limit`` candles from ``since`` (Bithumb: an explicit ``to``)."""
+    if exchange.id not in TO_PAGED:
+        return {}
+    return {"to": exchange.iso8601(since + limit * int(exchange.parse_timeframe(timeframe) * 1000))}
+
+
+def page_limit_of(exchange: Any) -> int:
+    """The most candles one request may ask this exchange for (ccxt's ``features``; Upbit and Bithumb: 200)."""
+    features = getattr(exchange, "features", None) or {}
+    limit = ((features.get("spot") or {}).get("fetchOHLCV") or {}).get("limit")
+    return int(min(limit, PAGE_LIMIT)) if isinstance(limit, (int, float)) and limit > 0 else PAGE_LIMIT
 
 
 class ExchangeUnavailable(UserError):
@@ -86,19 +105,22 @@ class Downloader:
 
     def __init__(self, exchange: Any, exchange_id: str, data_dir: str | Path, policy: RetryPolicy,
                  on_retry: Callable[[int, BaseException, float], None] | None = None,
-                 page_limit: int = PAGE_LIMIT, checkpoint_pages: int = CHECKPOINT_PAGES) -> None:
+                 page_limit: int | None = None, checkpoint_pages: int = CHECKPOINT_PAGES,
+                 overrides: dict[str, float] | None = None) -> None:
         self.exchange = exchange
         self.exchange_id = exchange_id
         self.data_dir = data_dir
         self.policy = policy
         self.on_retry = on_retry
-        self.page_limit = page_limit
+        self.page_limit = page_limit or page_limit_of(exchange)
+        self.window_paged = exchange_id in WINDOW_PAGED
+        self.overrides = overrides or {}  # [exchanges.<id>.market_rules]
         self.checkpoint_pages = checkpoint_pages
         self._markets_loaded = False
 
     def _call(self, call: Callable[[], Any], what: str) -> Any:
         try:
-            return call_with_retry(call, self.policy, what, self.on_retry)
+            return call_with_retry(call, self.policy, what, self.on_retry, venue=self.exchange_id)
         except UserError:
             raise
         except Exception as error:
@@ -127,6 +149,16 @@ class Downloader:
         self.load_markets()
         check_market(self.exchange, self.exchange_id, symbol, timeframe)
 
+    def _public_rules(self, symbol: str) -> dict[str, float]:
+        """Rules ccxt does not carry (Upbit's minimum, fees and the tick at the last price) and the user's
+        ``[exchanges.<id>.market_rules]``."""
+        quote = self.exchange.market(symbol)["quote"]
+        price = None
+        if has_public_rules(self.exchange_id):
+            ticker = self._call(lambda: self.exchange.fetch_ticker(symbol), f"fetching the {symbol} ticker")
+            price = ticker.get("last") or ticker.get("close")
+        return public_rules(self.exchange_id, quote, price, self.overrides)
+
     def server_time_ms(self) -> int:
         """The exchange's clock (decides which candle is still forming); local clock if it has none."""
         if self.exchange.has.get("fetchTime"):
@@ -139,11 +171,12 @@ class Downloader:
         return int(self.exchange.milliseconds())
 
     def _page(self, symbol: str, timeframe: str, since: int) -> list[list[Any]]:
-        rows = self.exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=self.page_limit)
+        rows = self.exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=self.page_limit,
+                                         params=window_params(self.exchange, timeframe, since, self.page_limit))
         if not isinstance(rows, list) or any(
                 not isinstance(r, (list, tuple)) or len(r) < 6 or any(v is None for v in r[:6]) for r in rows):
             raise TransientDataError("malformed candles in the answer")
-        if not rows:
+        if not rows and not self.window_paged:
             raise TransientDataError("empty page where candles were expected")
         return rows
 
@@ -154,7 +187,8 @@ class Downloader:
         ``on_candles(added, expected_total)`` reports progress.
         """
         self.check(symbol, timeframe)
-        save_market(self.data_dir, market_record(self.exchange, self.exchange_id, symbol))  # rules for backtests
+        save_market(self.data_dir, market_record(self.exchange, self.exchange_id, symbol,
+                                                 self._public_rules(symbol)))  # rules for backtests
         tf_ms = int(self.exchange.parse_timeframe(timeframe) * 1000)
         now_ms = self.server_time_ms()
         last_ms = now_ms - tf_ms  # a candle opened after this has not closed yet
@@ -166,6 +200,10 @@ class Downloader:
         path = key.path(self.data_dir)
         stored = read_series(key, self.data_dir) if path.is_file() else None
         ranges = missing_ranges(stored.index if stored is not None else None, first_ms, last_ms, tf_ms)
+        if self.window_paged and stored is not None and len(stored):
+            # Upbit has no candle for a time without trades: a hole inside the store is not missing data
+            first, last = int(stored.index[0].value // 1_000_000), int(stored.index[-1].value // 1_000_000)
+            ranges = [(lo, hi) for lo, hi in ranges if lo < first or hi > last]
         expected = sum((hi - lo) // tf_ms + 1 for lo, hi in ranges)
         frame, added, pending, pages = stored, 0, [], 0
         for lo, hi in ranges:
@@ -186,10 +224,13 @@ class Downloader:
                 pages += 1
                 if on_candles is not None:
                     on_candles(len(fresh), expected)
-                newest = int(rows[-1][0])
-                if newest < cursor or not fresh:
-                    break
-                cursor = newest + tf_ms
+                if self.window_paged:  # the window [cursor, cursor + limit candles) is done, with or without trades
+                    cursor += self.page_limit * tf_ms
+                else:
+                    newest = int(rows[-1][0])
+                    if newest < cursor or not fresh:
+                        break
+                    cursor = newest + tf_ms
                 if pages % self.checkpoint_pages == 0:
                     frame = merge_candles(frame, candles_from_rows(pending))
                     write_series(frame, key, self.data_dir)

@@ -17,7 +17,7 @@ from systrade.data.store import symbol_to_stem
 from systrade.errors import UserError
 from systrade.fsutil import atomic_write_text
 
-RULE_FIELDS = ("lot", "tick", "min_amount", "min_cost", "taker_fee", "maker_fee")
+RULE_FIELDS = ("lot", "tick", "min_amount", "min_cost", "taker_fee", "maker_fee", "cost_step")
 
 
 def precision_step(client: Any, digits: Any) -> float | None:
@@ -38,8 +38,9 @@ def market_path(data_dir: str | Path, exchange: str, symbol: str) -> Path:
     return Path(data_dir) / exchange / f"{symbol_to_stem(symbol)}.market.json"
 
 
-def market_record(client: Any, exchange: str, symbol: str) -> dict[str, Any]:
-    """The rules of ``symbol`` from a ccxt client whose markets are loaded, as saved in the market file."""
+def market_record(client: Any, exchange: str, symbol: str, extra: dict[str, float] | None = None) -> dict[str, Any]:
+    """The rules of ``symbol`` from a ccxt client whose markets are loaded, as saved in the market file; ``extra``
+    (rules ccxt does not carry, e.g. Upbit's minimum and ticks, and the user's overrides) win."""
     market = client.market(symbol)
     limits = market.get("limits") or {}
     precision = market.get("precision") or {}
@@ -54,6 +55,7 @@ def market_record(client: Any, exchange: str, symbol: str) -> dict[str, Any]:
         "min_amount": number((limits.get("amount") or {}).get("min")),
         "min_cost": number((limits.get("cost") or {}).get("min")),
         "taker_fee": number(market.get("taker")), "maker_fee": number(market.get("maker")),
+        **(extra or {}),
         "saved": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

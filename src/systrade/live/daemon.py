@@ -34,6 +34,7 @@ from systrade.exchange import (
     create_exchange,
     describe_error,
     is_retryable,
+    market_rule_overrides,
 )
 from systrade.live.broker import PaperBroker, SandboxBroker
 from systrade.live.broker_orders import BrokerSandbox
@@ -187,7 +188,7 @@ def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
             broker = BrokerSandbox(client.gateway, prepared.policy, bot.exchange) if mode == "sandbox" else \
                 PaperBroker(market)
         else:
-            market = MarketData(client, prepared.policy)
+            market = MarketData(client, prepared.policy, market_rule_overrides(bot.exchange, settings))
             broker = SandboxBroker(client, prepared.policy) if mode == "sandbox" else PaperBroker(market)
         runners.append(BotRunner(bot, prepared.refs[bot.name], ledger, market, broker,
                                  warmup=(warmups or {}).get(bot.name), clock=clock, capital=capitals.get(bot.name)))
@@ -210,9 +211,12 @@ def _enable_sandbox(client, exchange_id: str) -> None:
     from systrade.config import secret_env_names
 
     try:
+        if not (client.urls or {}).get("test"):  # Upbit lists a "test" URL of None: no testnet either
+            raise ccxt.NotSupported(exchange_id)
         client.set_sandbox_mode(True)
     except ccxt.NotSupported:
-        raise UserError(f"{exchange_id} has no sandbox (testnet) in ccxt; use mode = \"paper\"") from None
+        raise UserError(f"{exchange_id} has no sandbox (testnet) for orders; use mode = \"paper\", which "
+                        "simulates fills on its live order book") from None
     names = secret_env_names(exchange_id)
     if not (client.apiKey and client.secret):
         raise UserError(f"sandbox mode needs testnet keys in {names['apiKey']} and {names['secret']}")

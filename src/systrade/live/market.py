@@ -5,13 +5,17 @@ Only public endpoints are called here, with the shared error policy; paper tradi
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
+from systrade.data.download import WINDOW_PAGED, page_limit_of, window_params
 from systrade.data.markets import precision_step
 from systrade.exchange import RetryPolicy, TransientDataError, call_with_retry
 from systrade.venues.base import MarketRules
+from systrade.venues.korea import has_public_rules, public_rules, upbit_tick
 
 
 def precise_amount(client: Any, symbol: str, amount: float) -> float:
@@ -27,13 +31,15 @@ def precise_amount(client: Any, symbol: str, amount: float) -> float:
 class MarketData:
     """A ccxt client used for public calls only."""
 
-    def __init__(self, client: Any, policy: RetryPolicy) -> None:
+    def __init__(self, client: Any, policy: RetryPolicy, overrides: dict[str, float] | None = None) -> None:
         self.client = client
         self.policy = policy
+        self.overrides = overrides or {}  # [exchanges.<id>.market_rules]
         self._loaded = False
+        self._ticks: dict[str, tuple[float, float]] = {}  # symbol -> (monotonic time, tick) for price-level ticks
 
     def _call(self, fn, what: str):
-        return call_with_retry(fn, self.policy, what)
+        return call_with_retry(fn, self.policy, what, venue=self.client.id)
 
     def _load(self) -> None:
         if not self._loaded:
@@ -47,10 +53,36 @@ class MarketData:
         market = self.client.market(symbol)
         limits = market.get("limits") or {}
         precision = market.get("precision") or {}
-        return MarketRules(symbol, market["base"], market["quote"], float(market.get("taker") or 0.0),
-                           (limits.get("amount") or {}).get("min"), (limits.get("cost") or {}).get("min"),
-                           precision_step(self.client, precision.get("amount")),
-                           precision_step(self.client, precision.get("price")))
+        rules = MarketRules(symbol, market["base"], market["quote"], float(market.get("taker") or 0.0),
+                            (limits.get("amount") or {}).get("min"), (limits.get("cost") or {}).get("min"),
+                            precision_step(self.client, precision.get("amount")),
+                            precision_step(self.client, precision.get("price")))
+        extra = public_rules(self.client.id, market["quote"], None, self.overrides)
+        if has_public_rules(self.client.id) and "tick" not in self.overrides:
+            extra["tick"] = self._tick(symbol, market)
+        return replace(rules, **{k: v for k, v in extra.items() if k != "maker_fee"})
+
+    def _tick(self, symbol: str, market: dict) -> float:
+        """The market's price step now: Upbit's orderbook-instruments answer, else its table at the last price
+        (asked again after a minute: the step follows the price level)."""
+        cached = self._ticks.get(symbol)
+        if cached is not None and time.monotonic() - cached[0] < 60:
+            return cached[1]
+        tick = None
+        try:
+            answer = self._call(lambda: self.client.fetch(self._instruments_url(market["id"])),
+                                "fetching the price step")
+            tick = float(answer[0]["tick_size"]) if answer and answer[0].get("tick_size") else None
+        except Exception:  # the endpoint is new and optional: the published table stands in
+            tick = None
+        if tick is None:
+            tick = upbit_tick(market["quote"], self.last_price(symbol))
+        self._ticks[symbol] = (time.monotonic(), tick)
+        return tick
+
+    def _instruments_url(self, market_id: str) -> str:
+        base = self.client.implode_hostname(self.client.urls["api"]["public"])
+        return f"{base}/v1/orderbook/instruments?markets={market_id}"
 
     def amount_to_precision(self, symbol: str, amount: float) -> float:
         """``amount`` truncated to the market's precision (0 when nothing is left)."""
@@ -64,17 +96,32 @@ class MarketData:
         return int(self.client.milliseconds())
 
     def closed_candles(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame:
-        """The last ``count`` closed candles (the forming one is dropped by the exchange's clock)."""
+        """The last ``count`` closed candles (the forming one is dropped by the exchange's clock), in pages when
+        more are needed than one request may ask for (Upbit: 200)."""
         tf_ms = int(self.client.parse_timeframe(timeframe) * 1000)
+        limit = page_limit_of(self.client)
 
-        def fetch() -> list:
-            rows = self.client.fetch_ohlcv(symbol, timeframe, limit=count + 1)
-            if not isinstance(rows, list) or not rows or any(
+        def fetch(since: int | None = None, size: int = count + 1) -> list:
+            params = window_params(self.client, timeframe, since, size) if since is not None else {}
+            rows = self.client.fetch_ohlcv(symbol, timeframe, since=since, limit=size, params=params)
+            if not isinstance(rows, list) or (not rows and since is None) or any(
                     not isinstance(r, (list, tuple)) or len(r) < 6 or any(v is None for v in r[:6]) for r in rows):
                 raise TransientDataError("malformed or empty candles")
             return rows
 
-        rows = self._call(fetch, f"fetching {symbol} {timeframe} candles")
+        now = self.server_time_ms()
+        if count + 1 <= limit:
+            rows = self._call(fetch, f"fetching {symbol} {timeframe} candles")
+        else:
+            rows, cursor = [], (now // tf_ms - count) * tf_ms
+            while cursor <= now:
+                page = self._call(lambda c=cursor: fetch(c, limit), f"fetching {symbol} {timeframe} candles")
+                rows += [r for r in page if r[0] >= cursor]
+                newest = max((int(r[0]) for r in page), default=cursor + (limit - 1) * tf_ms)
+                cursor = max(newest, cursor + (limit - 1) * tf_ms) + tf_ms if self.client.id in WINDOW_PAGED \
+                    else newest + tf_ms
+                if not page and self.client.id not in WINDOW_PAGED:
+                    break
         now = self.server_time_ms()
         closed = [r for r in rows if r[0] + tf_ms <= now][-count:]
         index = pd.to_datetime([int(r[0]) for r in closed], unit="ms", utc=True).as_unit("ns").rename("time")

@@ -38,7 +38,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from systrade.config import BotSettings
-from systrade.data.calendars import calendar_name
+from systrade.data import calendars
+from systrade.data.calendars import calendar_name, session_candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.exchange import TransientDataError, describe_error, is_retryable
@@ -133,6 +134,8 @@ class BotRunner:
             self.reconcile()
         state = self.ledger.bot_state(self.name)  # after reconcile: a completed intent changes the position
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
+        if self.calendar is not None:  # the session's bars only (no extended hours), as the store keeps them
+            candles = session_candles(candles, self.calendar, self.settings.timeframe)
         if candles.empty:
             return self._done(TickResult(self.name, "skipped", message="no closed candles yet"))
         bar = candles.index[-1].to_pydatetime()
@@ -233,7 +236,8 @@ class BotRunner:
         market = self.market.rules(self.settings.symbol)
         rules = self.rules
         rules = replace(rules, granularity=rules.granularity or market.lot, tick=rules.tick or market.tick,
-                        min_amount=rules.min_amount or market.min_amount, min_cost=rules.min_cost or market.min_cost)
+                        min_amount=rules.min_amount or market.min_amount, min_cost=rules.min_cost or market.min_cost,
+                        cost_step=rules.cost_step or market.cost_step)
         if self.market_fees:
             rules = replace(rules, fees=market.taker_fee, sell_fees=market.sell_fee)
         return params_vector(rules)
@@ -376,6 +380,8 @@ class BotRunner:
             reason = kernel.SKIP_REASONS[int(skips[0, kernel.K_REASON])]
             self.ledger.record("skipped", f"{kernel.ACTIONS[action]} not placed: {reason} "
                                f"({skips[0, kernel.K_SIZE]:.10g} {self.settings.symbol})", self.name)
+            if not counts[kernel.C_FILLS]:
+                self._record_skipped(action, bar, float(skips[0, kernel.K_SIZE]), reason, position)
         if not counts[kernel.C_FILLS]:
             message = f"{kernel.ACTIONS[action]} sized to nothing" + (f" ({reason})" if counts[kernel.C_SKIPS] else "")
             self._mark_bar(bar, "skipped" if counts[kernel.C_SKIPS] else "hold", message)
@@ -389,6 +395,25 @@ class BotRunner:
         kind = kernel.FILL_KINDS[int(fill[kernel.F_KIND])]  # a reversal whose new side is too small only closes
         return self._send("close" if kind == "close" else kernel.ACTIONS[action], late, is_buy, abs(amount), bar,
                           params, book=book)
+
+    def _record_skipped(self, action: int, bar: datetime, amount: float, reason: str, position: float) -> None:
+        """The order the fill model refused to place (under a minimum, no cash), listed with the bot's orders."""
+        buying = action == kernel.BUY or (action in (kernel.CLOSE, kernel.REVERSE) and position < 0)
+        market = self.market.rules(self.settings.symbol)
+        reason = {"min_cost": f"min_cost: its value is under the market's minimum order of {market.min_cost:,.10g} "
+                              f"{market.quote}" if market.min_cost else "min_cost",
+                  "min_amount": f"min_amount: its amount is under the market's minimum of {market.min_amount:.10g} "
+                                f"{market.base}" if market.min_amount else "min_amount",
+                  "no_cash": f"no_cash: the bot's cash buys less than one lot of {self.settings.symbol}"}.get(reason,
+                                                                                                       reason)
+        try:
+            with self.ledger.transaction() as s:
+                s.add(Order(client_order_id=client_order_id(self.name, bar), bot=self.name,
+                            symbol=self.settings.symbol, side="buy" if buying else "sell", amount=amount,
+                            bar_time=bar, action=kernel.ACTIONS[action], status="skipped", reason=reason[:300],
+                            created=utcnow()))
+        except IntegrityError:  # this bar's order exists already (a repeated tick)
+            pass
 
     def _resized(self, order: Order) -> float:
         """A pending order's amount sized again at the prices of the open it waited for (the backtest sizes at the
@@ -657,9 +682,14 @@ class BotRunner:
         self._position_warned = difference
 
     def _market_open(self) -> bool:
-        """Whether the bot's market trades now (always, for crypto)."""
+        """Whether the bot's market trades now: by the broker's clock when it has one, else by the calendar at the
+        market's time (always, for crypto)."""
         is_open = getattr(self.market, "market_open", None)
-        return True if is_open is None else bool(is_open())
+        if is_open is not None:
+            return bool(is_open())
+        if self.calendar is None:
+            return True
+        return calendars.is_open(self.calendar, pd.Timestamp(self.market.server_time_ms(), unit="ms", tz="UTC"))
 
     def _claimed(self, client_order_id: str) -> frozenset[str]:
         """The broker order ids of every other order in the ledger (never matched to this one)."""

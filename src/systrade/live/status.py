@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from systrade.config import BROKER_QUOTES
+from systrade.config import BROKER_QUOTES, quote_of
 from systrade.live.ledger import Fill, Ledger, as_utc
 
 NEGATIVE = -1e-12  # a balance below this is reported as negative (float dust is not)
@@ -24,6 +24,8 @@ def status(ledger: Ledger, quote: str, prices: dict[str, float]) -> dict[str, An
     """
     balances = ledger.balances()
     fills = ledger.fills()
+    refused = {o.bot: {"time": _iso(o.created), "status": o.status, "reason": o.reason or ""}
+               for o in ledger.orders() if o.status in ("rejected", "skipped")}  # each bot's last, by order id
     stocks = {bot.symbol: BROKER_QUOTES[bot.exchange] for bot in ledger.bots() if bot.exchange in BROKER_QUOTES}
     asset_prices = _asset_prices(fills, prices, quote, stocks)
     equity, unvalued = balances.get(quote, 0.0), []
@@ -40,11 +42,11 @@ def status(ledger: Ledger, quote: str, prices: dict[str, float]) -> dict[str, An
         "balances": balances,
         "negative_balances": {asset: amount for asset, amount in balances.items() if amount < NEGATIVE},
         "unvalued": unvalued,
-        "bots": [_bot(bot, fills, prices) for bot in ledger.bots()],
+        "bots": [_bot(bot, fills, prices, refused.get(bot.name)) for bot in ledger.bots()],
     }
 
 
-def _bot(bot, fills: list[Fill], prices: dict[str, float]) -> dict[str, Any]:
+def _bot(bot, fills: list[Fill], prices: dict[str, float], last_rejection: dict | None = None) -> dict[str, Any]:
     """One bot's row: its own money in its quote currency (capital, cash, equity, pnl, fees); None where the ledger
     does not know it yet (a ledger from before per-bot capital, upgraded when the daemon next starts)."""
     price = prices.get(bot.symbol)
@@ -55,11 +57,13 @@ def _bot(bot, fills: list[Fill], prices: dict[str, float]) -> dict[str, Any]:
         equity = cash
     else:
         equity = cash + bot.position * price if price is not None else None
+    quote = BROKER_QUOTES.get(bot.exchange) or quote_of(bot.symbol)
     return {"name": bot.name, "strategy": bot.strategy, "exchange": bot.exchange, "symbol": bot.symbol,
+            "quote": quote,
             "timeframe": bot.timeframe, "position": bot.position, "last_bar": _iso(bot.last_bar),
             "halted": bool(bot.halted), "halted_reason": bot.halted_reason, "capital": capital, "cash": cash,
             "equity": equity, "pnl": equity - capital if equity is not None and capital is not None else None,
-            "fees": sum(_fee_in_quote(f) for f in fills if f.bot == bot.name)}
+            "fees": sum(_fee_in_quote(f) for f in fills if f.bot == bot.name), "last_rejection": last_rejection}
 
 
 def _fee_in_quote(fill: Fill) -> float:
@@ -109,6 +113,18 @@ def trades(ledger: Ledger) -> list[dict[str, Any]]:
                      "bar_time": _iso(f.bar_time), "client_order_id": f.client_order_id, "time": _iso(f.time),
                      "action": action, "exit_reason": exit_reason(action, reason)})
     return rows
+
+
+ORDER_STATUS = {"intent": "pending"}  # the ledger's word -> the listing's (an intent is an order not yet sent)
+
+
+def orders(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every order the bots decided, oldest first, with its ``status`` (filled, partial, submitted, pending,
+    cancelled, rejected, skipped) and ``reason``: a rejected or skipped order is visible, not only logged."""
+    return [{"bot": o.bot, "symbol": o.symbol, "side": o.side, "amount": o.amount, "filled": o.filled,
+             "status": ORDER_STATUS.get(o.status, o.status), "reason": o.reason or "", "action": o.action,
+             "bar_time": _iso(o.bar_time), "created": _iso(o.created), "client_order_id": o.client_order_id,
+             "exchange_order_id": o.exchange_order_id} for o in ledger.orders()]
 
 
 def last_prices(ledger: Ledger) -> dict[str, float]:

@@ -26,8 +26,8 @@ TIE = 1e-9
 
 # ---- parameters of one column (a float vector)
 P_SIZE, P_SIZE_TYPE, P_LOT, P_TICK, P_MIN_AMOUNT, P_MIN_COST, P_BUY_FEE, P_SELL_FEE, P_SLIPPAGE, \
-    P_STOP_LOSS, P_TAKE_PROFIT = range(11)
-N_PARAMS = 11
+    P_STOP_LOSS, P_TAKE_PROFIT, P_COST_STEP = range(12)
+N_PARAMS = 12
 SIZE_PERCENT, SIZE_AMOUNT, SIZE_VALUE = 0, 1, 2
 SIZE_TYPES = ("percent", "amount", "value")
 
@@ -177,6 +177,9 @@ def place(cash: np.ndarray, g: int, state: np.ndarray, c: int, bar: int, is_buy:
             if affordable < units:
                 units = affordable
                 limited = True
+        step = p[P_COST_STEP]
+        if step > 0:  # a market buy by cost (Upbit): its value rounded down to whole KRW, the amount follows
+            units = lot_floor(math.floor(units * fill / step * (1.0 + TIE)) * step / fill, lot)
     else:
         fill = price * (1.0 - slip)
         rate = p[P_SELL_FEE]

@@ -42,6 +42,7 @@ class PositionRules:
     min_amount: float | None = None
     min_cost: float | None = None
     tick: float | None = None
+    cost_step: float | None = None  # market buys by cost, rounded down to this (Upbit KRW markets: 1 KRW)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -98,6 +99,7 @@ def params_vector(rules: PositionRules) -> np.ndarray:
     p[kernel.P_SLIPPAGE] = rules.slippage
     p[kernel.P_STOP_LOSS] = math.nan if rules.stop_loss is None else rules.stop_loss
     p[kernel.P_TAKE_PROFIT] = math.nan if rules.take_profit is None else rules.take_profit
+    p[kernel.P_COST_STEP] = rules.cost_step or 0.0
     return p
 
 

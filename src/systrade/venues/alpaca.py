@@ -34,7 +34,6 @@ import pandas as pd
 import requests
 
 from systrade.config import Settings
-from systrade.data import calendars
 from systrade.errors import UserError
 from systrade.exchange import RetryPolicy, call_with_retry, redact
 from systrade.venues.base import BrokerOrder, MarketRules, OrderIntent
@@ -405,8 +404,6 @@ class AlpacaMarket(_Alpaca):
             span = pd.Timedelta(days=math.ceil(count / per_session * 7 / 5 * 1.5) + 4)
         while True:
             frame = self.bars(symbol, timeframe, end - span, end, "all")
-            if timeframe != "1d" and len(frame):  # the session's bars only, as the store keeps them
-                frame = frame[~calendars.off_session(calendars.VENUE_CALENDARS[VENUE], frame.index, timeframe)]
             if len(frame) >= count or span > pd.Timedelta(days=366 * 30):
                 return frame.iloc[-count:]
             span = span * 2

@@ -27,10 +27,10 @@ class MarketRules:
     lot: float | None = None  # amount step
     tick: float | None = None  # price step
     sell_fee: float | None = None  # a sell's fee when it differs from a buy's (a sell-side tax), else taker_fee
+    cost_step: float | None = None  # market buys are placed by cost, rounded down to this (Upbit KRW: 1)
 
 
 BROKERS = ("alpaca", "kis")
-CALENDARS = {"alpaca": "XNYS", "kis": "XKRX"}  # exchange_calendars names of each broker's market
 
 
 def is_broker(venue: str) -> bool:
@@ -64,7 +64,7 @@ class LiveMarket(Protocol):
     def rules(self, symbol: str) -> MarketRules: ...
     def amount_to_precision(self, symbol: str, amount: float) -> float: ...
     def server_time_ms(self) -> int: ...
-    def market_open(self) -> bool: ...  # whether the market trades now (its session)
+    # optional: ``market_open() -> bool`` from the broker's own clock (else the calendar at ``server_time_ms``)
     def closed_candles(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame: ...
     def order_book(self, symbol: str) -> dict: ...  # {"bids": [[price, size]], "asks": [[price, size]]}
     def last_price(self, symbol: str) -> float: ...

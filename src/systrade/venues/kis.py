@@ -503,12 +503,6 @@ class KisMarket:
         """The local clock: KIS has no server-time call (keep the machine's clock synchronised)."""
         return int(self.now() * 1000)
 
-    def market_open(self) -> bool:
-        """Whether KRX trades now, by the XKRX calendar at the local clock (KIS has no market-clock call)."""
-        from systrade.data import calendars
-
-        return calendars.is_open("XKRX", pd.Timestamp(self.server_time_ms(), unit="ms", tz="UTC"))
-
     def closed_candles(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame:
         end = pd.Timestamp.now(tz="UTC").floor("D") + pd.Timedelta(days=1)
         start = end - pd.Timedelta(days=int(count * 1.6) + 20)  # weekends and holidays
