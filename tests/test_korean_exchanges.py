@@ -350,6 +350,17 @@ def test_paper_bot_under_upbits_minimum_is_skipped_and_above_it_fills(upbit: Fak
     assert status["balances"]["BTC"] == pytest.approx(fill["amount"], rel=1e-12)
     assert [o["status"] for o in cli_json(run_cli, big, "paper", "orders")] == ["filled"]
 
+    # what a person reads: KRW without decimals, times in Seoul's zone when asked ([paper] timezone)
+    text = (big / "systrade.toml").read_text().replace("tick_delay_seconds = 0",
+                                                         'tick_delay_seconds = 0\ntimezone = "Asia/Seoul"')
+    (big / "systrade.toml").write_text(text)
+    table = run_cli("paper", "status", cwd=big, env={"COLUMNS": "300"})
+    assert table.returncode == 0, table.stderr
+    cash = 1_000_000 - value - fill["fee_quote"]
+    assert f"{cash:,.0f}" in table.stdout and f"{cash:,.2f}" not in table.stdout
+    last_bar = pd.Timestamp(status["bots"][0]["last_bar"])  # UTC in JSON
+    assert (last_bar + pd.Timedelta(hours=9)).strftime("%Y-%m-%d %H:%M:%S KST") in table.stdout
+
 
 # ----------------------------------------------------------------------------------------------- 5. backtest
 def test_backtest_skips_orders_under_upbits_minimum_like_paper(upbit: FakeUpbit, workdir: Path, run_cli) -> None:

@@ -187,11 +187,24 @@ class PaperSettings(_Strict):
     mode: Literal["paper", "sandbox"] = Field("paper", description='"paper", or "sandbox": real orders on the '
                                               "exchange's testnet")
     tick_delay_seconds: int = Field(3, ge=0, le=300, description="run each tick this long after the candle closes")
+    timezone: str = Field("UTC", examples=["Asia/Seoul"], description="the time zone of the times `paper status`, "
+                          "`trades` and `orders` print (JSON and the ledger stay in UTC), e.g. Asia/Seoul for KST")
     bots: list[BotSettings] = Field([], description="one table per bot")
 
     def mode_of(self, bot: BotSettings) -> str:
         """A bot's mode: its own, else the section's."""
         return bot.mode or self.mode
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Asia/Seoul or UTC") from None
+        return zone
 
     @field_validator("balances")
     @classmethod

@@ -69,6 +69,16 @@ def _existing_ledger(url: str, write: bool = False):
 WHOLE_CURRENCIES = {"KRW", "JPY"}  # amounts a person reads without decimals
 
 
+def local_time(stamp: str | None, zone: str) -> str:
+    """An ISO UTC time from the ledger as a person reads it in ``zone`` (``2026-12-01 09:00:00 KST``)."""
+    if not stamp:
+        return "-"
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(stamp).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def money(value: float | None, currency: str = "", sign: str = "", places: int = 2) -> str:
     """An amount as a person reads it: thousands separated, no decimals for KRW (1,234,567), else ``places``."""
     if value is None:
@@ -94,7 +104,8 @@ def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON
         return
     out.print(f"equity {money(report['equity'], quote)} {quote} (positions at their last fill price)  "
               f"cash {money(report['cash'], quote)} {quote}", highlight=False)
-    out.print("balances: " + ", ".join(f"{k} {v:,.8g}" for k, v in report["balances"].items()), highlight=False)
+    out.print("balances: " + ", ".join(f"{k} {money(v, k) if k in WHOLE_CURRENCIES else format(v, ',.8g')}"
+                                       for k, v in report["balances"].items()), highlight=False)
     for asset, amount in report["negative_balances"].items():
         out.print(f"[bold yellow]warning:[/] the {asset} balance is negative ({amount:,.8g} {asset}): fees were paid "
                   f"in {asset}, which the paper account does not hold enough of; add {asset} to [paper] balances",
@@ -108,13 +119,14 @@ def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON
         table.add_row(bot["name"], bot["strategy"], f"{bot['exchange']} {bot['symbol']}", bot["timeframe"],
                       f"{bot['position']:.8g}", money(bot["capital"], currency), money(bot["cash"], currency),
                       money(bot["equity"], currency), money(bot["pnl"], currency, "+"),
-                      money(bot["fees"], currency, places=4), bot["last_bar"] or "-",
+                      money(bot["fees"], currency, places=4), local_time(bot["last_bar"], config.paper.timezone),
                       f"yes: {bot['halted_reason']}" if bot["halted"] else "no")
     out.print(table)
     for bot in report["bots"]:
         refused = bot["last_rejection"]
         if refused:
-            out.print(f"{bot['name']}: last order {refused['status']} at {refused['time']}: {refused['reason']}",
+            out.print(f"{bot['name']}: last order {refused['status']} at "
+                      f"{local_time(refused['time'], config.paper.timezone)}: {refused['reason']}",
                       highlight=False, markup=False)
 
 
@@ -124,7 +136,8 @@ def trades(json_path: str | None = typer.Option(None, "--json", help="Write JSON
     """Every paper fill."""
     from systrade.live.status import trades as build
 
-    fills = build(_existing_ledger(settings().paper.database))
+    config = settings()
+    fills = build(_existing_ledger(config.paper.database))
     if json_path:
         from systrade.backtest.output import write_json
 
@@ -132,8 +145,10 @@ def trades(json_path: str | None = typer.Option(None, "--json", help="Write JSON
         return
     table = Table("time", "bot", "symbol", "side", "amount", "price", "fee", "bar", "exit", "client order id")
     for f in fills:
-        table.add_row(f["time"], f["bot"], f["symbol"], f["side"], f"{f['amount']:.8g}", f"{f['price']:.8g}",
-                      f"{f['fee']:.8g} {f['fee_currency']}", f["bar_time"], f["exit_reason"] or "-",
+        zone = config.paper.timezone
+        table.add_row(local_time(f["time"], zone), f["bot"], f["symbol"], f["side"], f"{f['amount']:.8g}",
+                      f"{f['price']:.8g}", f"{f['fee']:.8g} {f['fee_currency']}", local_time(f["bar_time"], zone),
+                      f["exit_reason"] or "-",
                       f["client_order_id"])
     out.print(table)
 
@@ -144,7 +159,8 @@ def orders(json_path: str | None = typer.Option(None, "--json", help="Write JSON
     """Every order the bots decided, with its status (filled, rejected, skipped, pending, ...) and why."""
     from systrade.live.status import orders as build
 
-    rows = build(_existing_ledger(settings().paper.database))
+    config = settings()
+    rows = build(_existing_ledger(config.paper.database))
     if json_path:
         from systrade.backtest.output import write_json
 
@@ -152,8 +168,9 @@ def orders(json_path: str | None = typer.Option(None, "--json", help="Write JSON
         return
     table = Table("created", "bot", "symbol", "side", "amount", "status", "reason", "bar", "client order id")
     for o in rows:
-        table.add_row(o["created"], o["bot"], o["symbol"], o["side"], f"{o['amount']:.8g}", o["status"],
-                      o["reason"] or "-", o["bar_time"], o["client_order_id"])
+        zone = config.paper.timezone
+        table.add_row(local_time(o["created"], zone), o["bot"], o["symbol"], o["side"], f"{o['amount']:.8g}",
+                      o["status"], o["reason"] or "-", local_time(o["bar_time"], zone), o["client_order_id"])
     out.print(table)
 
 
