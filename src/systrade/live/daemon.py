@@ -148,7 +148,7 @@ def _load_markets(client, exchange_id: str, policy: RetryPolicy) -> None:
         return markets
 
     try:
-        call_with_retry(load, policy, "loading markets")
+        call_with_retry(load, policy, "loading markets", venue=exchange_id)
     except ccxt.AuthenticationError as error:
         raise UserError(f"{exchange_id} refused the credentials while loading markets "
                         f"({describe_error(error, exchange_id)}); check SYSTRADE_{exchange_id.upper()}_API_KEY/"
