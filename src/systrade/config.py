@@ -74,7 +74,18 @@ class NetworkSettings(_Strict):
 
 MARKET_RULES = "market_rules"  # [exchanges.<id>.market_rules]: systrade's overrides, never passed to ccxt
 MARKET_RULE_KEYS = ("min_cost", "min_amount", "taker_fee", "maker_fee", "tick", "lot", "cost_step")
-BROKER_QUOTES = {"alpaca": "USD", "kis": "KRW"}  # the currency a stock broker's symbols trade in
+BROKER_QUOTES = {"alpaca": "USD", "kis": "KRW"}
+
+
+def known_zone(zone: str) -> str:
+    """``zone`` when it is an IANA time zone name, else a ValueError saying what to write."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Asia/Seoul or UTC") from None
+    return zone  # the currency a stock broker's symbols trade in
 
 
 def quote_of(symbol: str) -> str | None:
@@ -198,13 +209,7 @@ class PaperSettings(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Asia/Seoul or UTC") from None
-        return zone
+        return known_zone(zone)
 
     @field_validator("balances")
     @classmethod
@@ -273,6 +278,42 @@ class BrokersSettings(_Strict):
     kis: KisSettings = KisSettings()
 
 
+class TelegramSettings(_Strict):
+    """Messages to one Telegram chat; the bot token comes from SYSTRADE_TELEGRAM_TOKEN only."""
+
+    chat_id: str = Field(examples=["123456"], description="the chat the bot writes to (and takes commands from)")
+    api_url: str = Field("https://api.telegram.org", description="the Bot API's address")
+
+
+class WebhookSettings(_Strict):
+    """A JSON POST of every notification."""
+
+    url: str = Field(examples=["https://example.org/hook"], description="where to POST")
+    headers: dict[str, str] = Field({}, description="extra HTTP headers, e.g. { X-Source = \"systrade\" }")
+
+
+NOTIFY_EVENTS = ("fill", "rejected", "halt", "resume", "error", "start", "stop", "daily_summary")
+
+
+class NotifySettings(_Strict):
+    """Notifications of what the daemon does (Telegram, webhooks)."""
+
+    events: list[Literal["fill", "rejected", "halt", "resume", "error", "start", "stop", "daily_summary"]] = Field(
+        list(NOTIFY_EVENTS), description="which events are sent")
+    daily_summary_at: str = Field("09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local time of the "
+                                  "daily summary (HH:MM)")
+    timezone: str | None = Field(None, examples=["Asia/Seoul"], description="the zone of daily_summary_at "
+                                 "(default: the machine's)")
+    telegram: TelegramSettings | None = Field(None, examples=[{"chat_id": "123456"}], description="a Telegram "
+                                              "chat ([notify.telegram])")
+    webhooks: list[WebhookSettings] = Field([], description="webhooks ([[notify.webhooks]])")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        return None if zone is None else known_zone(zone)
+
+
 class Settings(_Strict):
     data: DataSettings = DataSettings()
     network: NetworkSettings = NetworkSettings()
@@ -280,6 +321,7 @@ class Settings(_Strict):
     strategies: StrategySettings = StrategySettings()
     backtest: BacktestSettings = BacktestSettings()
     brokers: BrokersSettings = BrokersSettings()
+    notify: NotifySettings = NotifySettings()
     exchanges: dict[str, dict[str, Any]] = Field({}, examples=[{"binance": {"timeout": 10000}}], description="per "
                                                  "ccxt exchange id, deep-merged into its client's config (urls, "
                                                  "options, timeout); never keys or secrets")

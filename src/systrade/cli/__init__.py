@@ -120,6 +120,7 @@ def _register() -> None:
         check,
         data,
         init,
+        notify,
         optimize,
         paper,
         strategies,

@@ -18,7 +18,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,8 +38,10 @@ from systrade.exchange import (
 )
 from systrade.live.broker import PaperBroker, SandboxBroker
 from systrade.live.broker_orders import BrokerSandbox
+from systrade.live.commands import CommandListener
 from systrade.live.ledger import Ledger, LedgerFailure
 from systrade.live.market import MarketData
+from systrade.live.notify import Notice, Notifier, targets_from
 from systrade.live.runner import BotRunner, TickResult
 from systrade.live.sessions import SessionTrigger
 from systrade.strategy import StrategyRef, load_strategy
@@ -59,6 +61,7 @@ class Prepared:
     refs: dict[str, StrategyRef]
     clients: dict[str, Any]
     policy: RetryPolicy
+    targets: list = field(default_factory=list)  # notification targets ([notify]), checked for their token
 
 
 def prepare(settings: Settings, schedule: bool = False) -> Prepared:
@@ -98,7 +101,7 @@ def prepare(settings: Settings, schedule: bool = False) -> Prepared:
                 check_market(client, bot.exchange, bot.symbol, bot.timeframe)
         except UserError as error:
             raise UserError(f"bot {bot.name}: {error}") from None
-    return Prepared(refs, clients, policy)
+    return Prepared(refs, clients, policy, targets_from(settings))
 
 
 def client_key(bot, mode: str) -> tuple[str, str]:
@@ -242,6 +245,9 @@ def safe_tick(runner: BotRunner) -> TickResult:
             message = f"{type(error).__name__}: {error}"
             log.error("%s: tick failed: %s\n%s", runner.name, message, traceback.format_exc())
             outcome = "error"
+        if runner.notify is not None:
+            runner.notify(Notice("error", f"{message}; the bot keeps running and the next tick tries again",
+                                 runner.name, runner.settings.symbol))
         try:
             runner.ledger.record_tick(runner.name, None, outcome, message)
             runner.ledger.record(outcome, message, runner.name)
@@ -283,14 +289,25 @@ def run_daemon(settings: Settings, warmups: dict[str, int] | None = None, once: 
     except StartFailure as error:
         log.error("%s", error)
         return 1
+    notifier = None
     try:
         with locked_ledger(settings.paper.database) as ledger:
             try:
                 _, runners = build_runners(settings, warmups, prepared=prepared, ledger=ledger)
+                if prepared.targets:
+                    notifier = Notifier(prepared.targets, settings.notify.events, ledger).start()
+                    for runner in runners:
+                        runner.notify = notifier.publish
                 if not once:
-                    run_forever(runners, settings.paper.tick_delay_seconds)
+                    try:
+                        run_forever(runners, settings.paper.tick_delay_seconds, notifier, settings)
+                    finally:
+                        if notifier is not None:
+                            notifier.stop(FLUSH_SECONDS)
                     return 0
                 failed = [result.bot for result in run_once(runners) if result.failed]
+                if notifier is not None:
+                    notifier.stop(FLUSH_SECONDS)  # what is not sent by then waits in the ledger for the next start
             except Exception as error:  # the ledger failing at start is a ledger failure too
                 failure = ledger.storage_failure(error)
                 if failure is None:
@@ -304,6 +321,30 @@ def run_daemon(settings: Settings, warmups: dict[str, int] | None = None, once: 
                   ", ".join(failed))
         return 1
     return 0
+
+
+FLUSH_SECONDS = 30.0  # how long a stopping daemon waits for its messages to go out
+
+
+def _local_zone() -> str:
+    """The machine's time zone (for the daily summary when [notify] timezone is unset)."""
+    zone = datetime.now().astimezone().tzinfo
+    return getattr(zone, "key", None) or "UTC"
+
+
+def daily_summary(runners: list[BotRunner]) -> Notice:
+    """One message on every bot: its position, cash, and profit so far."""
+    lines = []
+    for runner in runners:
+        state = runner.ledger.bot_state(runner.name)
+        bot = runner.ledger.bot(runner.name)
+        quote = runner.market.rules(runner.settings.symbol).quote
+        line = f"{runner.name}: position {state.position:.8g} {runner.settings.symbol}, cash {state.cash or 0:,.2f} " \
+               f"{quote}" + (" (halted)" if state.halted else "")
+        if bot is not None and bot.capital is not None:
+            line += f", capital {bot.capital:,.2f} {quote}"
+        lines.append(line)
+    return Notice("daily_summary", "\n".join(lines))
 
 
 def cron_fields(timeframe: str, delay: int) -> dict:
@@ -324,11 +365,12 @@ def cron_fields(timeframe: str, delay: int) -> dict:
     raise UserError(f"timeframe {timeframe} cannot be scheduled; use seconds, minutes, hours, 1d or 1w")
 
 
-def run_forever(runners: list[BotRunner], delay: int) -> None:
+def run_forever(runners: list[BotRunner], delay: int, notifier: Notifier | None = None,
+                settings: Settings | None = None) -> None:
     """Schedule every bot and block until SIGINT/SIGTERM, then let running ticks finish.
 
     A ``LedgerFailure`` in any tick stops the schedule too: no further tick starts, the running ones finish,
-    and the failure is raised.
+    and the failure is raised. With a ``notifier``: a start and a stop message, and the daily summary.
     """
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
@@ -336,6 +378,7 @@ def run_forever(runners: list[BotRunner], delay: int) -> None:
     stop = threading.Event()
     failures: list[LedgerFailure] = []
     guard = threading.Lock()
+    listener = None
 
     def job(runner: BotRunner) -> None:
         if stop.is_set():
@@ -361,6 +404,16 @@ def run_forever(runners: list[BotRunner], delay: int) -> None:
                  f" on the {calendar} sessions" if calendar else "",
                  first.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if first else "never")
 
+    if notifier is not None and settings is not None:
+        hour, minute = (int(part) for part in settings.notify.daily_summary_at.split(":"))
+        scheduler.add_job(lambda: notifier.publish(daily_summary(runners)), CronTrigger(
+            hour=hour, minute=minute, timezone=settings.notify.timezone or _local_zone()), id="daily-summary")
+        names = ", ".join(r.name for r in runners)
+        notifier.publish(Notice("start", f"the daemon started with {len(runners)} "
+                                         f"bot{'s' if len(runners) != 1 else ''}: {names}"))
+        if "telegram" in notifier.targets and runners:
+            listener = CommandListener(notifier.targets["telegram"], notifier, runners[0].ledger).start()
+
     def on_signal(signum, _frame) -> None:
         log.info("signal %s: finishing running ticks, then stopping", signal.Signals(signum).name)
         stop.set()
@@ -377,6 +430,11 @@ def run_forever(runners: list[BotRunner], delay: int) -> None:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        if listener is not None:
+            listener.stop()
+        if notifier is not None:
+            why = f"the ledger failed ({failures[0]})" if failures else "it was asked to stop"
+            notifier.publish(Notice("stop" if not failures else "error", f"the daemon stopped: {why}"))
     if failures:
         raise failures[0]
     log.info("daemon stopped")

@@ -120,6 +120,19 @@ class Balance(Base):
     initial: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class Notification(Base):
+    """A message for one target (``live.notify``), kept until it is sent: a stop or a crash loses none."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(300))
+    event: Mapped[str] = mapped_column(String(30))
+    payload: Mapped[str] = mapped_column(String(20000))  # the notice as JSON (never a token)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(300), nullable=True)  # why it was given up
+
+
 class Lease(Base):
     """Which process may run the daemon on a server database (see ``systrade.live.lock.LeaseLock``)."""
 
@@ -360,6 +373,25 @@ class Ledger:
     def fills(self) -> list[Fill]:
         with self._sessions() as s:
             return list(s.scalars(select(Fill).order_by(Fill.id)))
+
+    def add_notification(self, target: str, event: str, payload: str) -> int:
+        """Store a message to send; its id."""
+        with self.transaction() as s:
+            row = Notification(target=target, event=event, payload=payload, created=utcnow())
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def unsent_notifications(self) -> list[Notification]:
+        with self._sessions() as s:
+            return list(s.scalars(select(Notification).where(Notification.sent.is_(None)).order_by(Notification.id)))
+
+    def mark_notification(self, row_id: int, error: str | None = None) -> None:
+        """A message sent (or given up for good, with ``error``)."""
+        with self.transaction() as s:
+            row = s.get(Notification, row_id)
+            if row is not None:
+                row.sent, row.error = utcnow(), error
 
     def set_order_amount(self, client_order_id: str, amount: float) -> None:
         """Size a pending order again (it waited for the market's open)."""

@@ -46,6 +46,7 @@ from systrade.exchange import TransientDataError, describe_error, is_retryable
 from systrade.live.broker import Execution, OrderRequest, book_price
 from systrade.live.ledger import Balance, Bot, Fill, Ledger, Order, Tick, as_utc, client_order_id, utcnow
 from systrade.live.market import MarketData
+from systrade.live.notify import Notice
 from systrade.sim import kernel
 from systrade.sim.rules import SIGNAL_COLUMNS, PositionRules, params_vector, resolve_signals
 from systrade.strategy import Strategy, StrategyRef, build_strategy, call_signals
@@ -96,6 +97,8 @@ class BotRunner:
         self.last_signals: dict[str, bool] | None = None  # the newest bar's resolved signals (for replays)
         self._reconcile_due = True  # intents can only be left by an earlier process or a tick that raised
         self._position_warned = 0.0  # the last difference between the broker's position and the ledger's
+        self.notify: Callable[[Notice], None] | None = None  # the daemon's ``Notifier.publish``
+        self._notices: list[Notice] = []  # what a transaction will tell once it has committed
         self.ledger = ledger
         self.market = market
         self.broker = broker
@@ -307,6 +310,7 @@ class BotRunner:
         request = self._request(client_order_id(self.name, bar, "s"), side, amount, params, position)
         execution = self.broker.fill_at(request, price)
         fee_quote = self._fee_in_quote(execution) if execution.status == "filled" else 0.0
+        self._notices = []
         try:
             with self.ledger.transaction() as s:
                 order = Order(client_order_id=request.client_order_id, bot=self.name, symbol=request.symbol,
@@ -326,6 +330,7 @@ class BotRunner:
         except IntegrityError:  # recorded already (a repeated tick)
             return False
         log.log(*done)  # only now: the log never reports a fill that was rolled back
+        self._tell()
         return execution.status == "filled"
 
     # ------------------------------------------------------------------ orders
@@ -488,6 +493,7 @@ class BotRunner:
         """
         booked = execution.status in ("filled", "open", "cancelled")
         fee_quote = self._fee_in_quote(execution) if booked and execution.amount > 0 else 0.0  # before: may ask
+        self._notices = []
         with self.ledger.transaction() as s:
             order = s.scalar(select(Order).where(Order.client_order_id == cid))
             bot = s.get(Bot, self.name)
@@ -505,6 +511,9 @@ class BotRunner:
                 self.ledger.record("rejected", f"{order.side} {order.amount:.10g} {order.symbol}: {execution.reason}",
                                    self.name, s)
                 lines.append((logging.WARNING, f"{self.name}: order rejected: {execution.reason}"))
+                self._notices.append(Notice("rejected", f"{order.side} {order.amount:.10g} {order.symbol} rejected: "
+                                            f"{execution.reason}; the bot keeps running", self.name, order.symbol,
+                                            order.side, order.amount))
             if bot.last_bar is None or as_utc(bot.last_bar) < bar:
                 bot.last_bar = bar
             outcome = "pending" if execution.status == "pending" else order.status
@@ -512,6 +521,7 @@ class BotRunner:
                        message=(execution.reason or order.reason or "")[:500]))
         for line in lines:
             log.log(*line)  # only now: the log never reports a fill that was rolled back
+        self._tell()
 
     def _book_progress(self, s, order: Order, bot: Bot, execution: Execution,
                        fee_quote: float) -> list[tuple[int, str]]:
@@ -616,6 +626,13 @@ class BotRunner:
         if complete:
             order.status, order.amount = "filled", (earlier.amount if earlier is not None else execution.amount)
         why = "" if order.action == order.side else f" to {order.reason or order.action}"  # close, reverse, stop
+        pnl = bot.cash + bot.position * execution.price - bot.capital if bot.capital is not None else None
+        self._notices.append(Notice(
+            "fill", f"{'bought' if order.side == 'buy' else 'sold'} {execution.amount:.10g} {order.symbol} @ "
+            f"{execution.price:.10g}{why}, fee {execution.fee:.10g} {currency}"
+            + (f"; the bot's P&L {pnl:+,.2f} {market.quote}" if pnl is not None else ""),
+            self.name, order.symbol, order.side, execution.amount, execution.price, execution.fee, currency, pnl,
+            market.quote))
         return (f"{self.name}: {'bought' if order.side == 'buy' else 'sold'} {execution.amount:.10g} {order.symbol} @ "
                 f"{execution.price:.10g}{why}, fee {execution.fee:.10g} {currency} (order {order.client_order_id})")
 
@@ -681,6 +698,13 @@ class BotRunner:
             log.warning("%s: %s", self.name, message)
         self._position_warned = difference
 
+    def _tell(self) -> None:
+        """Publish what the transaction just committed (fills, rejections) to the notifier, if any."""
+        notices, self._notices = self._notices, []
+        if self.notify is not None:
+            for notice in notices:
+                self.notify(notice)
+
     def _market_open(self) -> bool:
         """Whether the bot's market trades now: by the broker's clock when it has one, else by the calendar at the
         market's time (always, for crypto)."""
@@ -738,6 +762,9 @@ class BotRunner:
             else:
                 return False
         log.error("%s: halted: %s", self.name, reason)
+        if self.notify is not None:
+            self.notify(Notice("halt", f"halted: {reason}; it opens nothing until `systrade paper resume "
+                                       f"{self.name}`, its exits still run", self.name, self.settings.symbol))
         return True
 
 
