@@ -20,7 +20,8 @@ from systrade.data.sample import generate_sample
 from systrade.data.validate import prepare
 from systrade.strategy import build_strategy, load_strategy
 
-BUNDLED = ["sma_cross", "rsi_reversion", "bollinger_breakout", "donchian_breakout", "macd_trend"]
+BUNDLED = ["sma_cross", "rsi_reversion", "bollinger_breakout", "donchian_breakout", "macd_trend",
+           "daily_filtered_trend"]
 
 
 def check_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

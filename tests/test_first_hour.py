@@ -17,7 +17,8 @@ import pandas as pd
 from conftest import REPO, systrade_exe, tree
 from pydantic import BaseModel
 
-BUNDLED = ("sma_cross", "rsi_reversion", "bollinger_breakout", "donchian_breakout", "macd_trend")
+BUNDLED = ("sma_cross", "rsi_reversion", "bollinger_breakout", "donchian_breakout", "macd_trend",
+           "daily_filtered_trend")
 PACKAGE = REPO / "src" / "systrade"
 
 

@@ -226,6 +226,21 @@ class Strategy:
     def signals(self, data: pd.DataFrame) -> Signals:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def higher(self, data: pd.DataFrame, timeframe: str, apply=None):
+        """``timeframe`` candles (``open high low close volume``) aligned on ``data.index``, causally: each bar sees
+        the higher-timeframe candles that had closed by its own close, never the forming one (a 1h bar at 13:00
+        sees yesterday's daily candle). Built from ``data`` itself, so backtest, sweep, replay and the daemon see
+        the same values; NaN until the first whole higher candle. ``apply`` computes an indicator on the higher
+        candles themselves, aligned the same way:
+
+        >>> daily = self.higher(data, "1d")
+        >>> daily_sma = self.higher(data, "1d", apply=lambda d: d["close"].rolling(20).mean())
+        >>> uptrend = daily["close"] > daily_sma
+        """
+        from systrade.data.align import higher_timeframe
+
+        return higher_timeframe(data, timeframe, apply=apply)
+
     def valid(self) -> bool:
         """Whether this combination of parameter values makes sense (e.g. ``self.fast < self.slow``).
 

@@ -147,7 +147,8 @@ class _Diagnosis:
             return text + ("; even the whole history up to that bar gives a different signal: the strategy looks "
                            "ahead (`systrade check lookahead`)")
         longer = [agrees(bar + 1 - factor * history) for factor in (2, 4, 8) if bar + 1 - factor * history > 0]
-        if longer and any(longer) and not all(longer):
+        fixed_from = longer.index(True) if True in longer else None
+        if fixed_from is not None and not all(longer[fixed_from:]):  # agreement comes and goes with the length
             return text + ("; some longer histories agree and some do not: the signal flips with float rounding at "
                            "a near-tie (e.g. two averages equal to the last digit), which no history length fixes")
         return text + ("; more history gives the full history's signal: the tick's history is too short for this "
