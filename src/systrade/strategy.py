@@ -212,6 +212,9 @@ class Strategy:
     stop_loss: ClassVar[float | None] = None
     take_profit: ClassVar[float | None] = None
     direction: ClassVar[str] = "long"
+    # Other symbols the signals read (same venue and timeframe). Inside signals(), ``self.inputs[symbol]`` is that
+    # symbol's candles on ``data.index``: NaN where it has no candle, never filled from a later one.
+    inputs: ClassVar[Sequence[str]] = ()
 
     def __init__(self, **params: Any) -> None:
         declared = self.params()
@@ -511,6 +514,9 @@ def call_signals(strategy: Strategy, data: pd.DataFrame) -> dict[str, np.ndarray
     """
     name = strategy.strategy_name()
     seconds = _CALL_TIMEOUT["seconds"]
+    declared = type(strategy).inputs
+    if declared:
+        strategy.inputs = aligned_inputs(data, declared, name)
     try:
         with _deadline(seconds):
             result = strategy.signals(data.copy(deep=False))
@@ -523,6 +529,18 @@ def call_signals(strategy: Strategy, data: pd.DataFrame) -> dict[str, np.ndarray
         raise UserError(f"strategy {name}: signals() raised {type(exc).__name__}: {exc} "
                         f"({_where_in(type(strategy), exc)}); fix the strategy (--debug shows the traceback)") from exc
     return validate_signals(result, data, name)
+
+
+def aligned_inputs(data: pd.DataFrame, declared: Sequence[str], name: str) -> dict[str, pd.DataFrame]:
+    """Each declared input's candles on ``data.index``: a bar's own candle of that symbol (closed when the bar
+    closes), NaN where that symbol has none; nothing after the bar is ever used."""
+    frames = data.attrs.get("inputs") or {}
+    missing = [symbol for symbol in declared if symbol not in frames]
+    if missing:
+        raise UserError(f"strategy {name} reads inputs {', '.join(missing)}, which the run was not given; store "
+                        "them beside the traded symbol (`systrade data download <exchange> "
+                        f"{' '.join(missing)} --timeframe ...`)")
+    return {symbol: frames[symbol].reindex(data.index) for symbol in declared}
 
 
 def _where_in(cls: type, exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from systrade.backtest.options import BacktestOptions
 from systrade.backtest.run import BacktestRun, run_backtest
 from systrade.config import Settings
 from systrade.data import calendars
-from systrade.data.load import Candles, load_candles
+from systrade.data.load import Candles, load_candles, load_inputs
 from systrade.data.timeframes import weekdays_only
 from systrade.errors import UserError
 from systrade.sim.rules import PositionRules
@@ -94,6 +94,9 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
     candles = load_candles(settings.data.dir, options.data_file, options.exchange, options.symbols,
                            options.timeframe, options.start, options.end, date_format=options.date_format,
                            max_file_mb=settings.data.max_file_mb)
+    if cls.inputs:
+        for series in candles:
+            load_inputs(series, list(cls.inputs), settings.data.dir, cls.strategy_name())
     year_days, year_days_source = annualisation(options.year_days, settings.backtest.year_days, candles)
     fees_given = options.fees is not None or "fees" in settings.backtest.model_fields_set
     by_symbol = {c.symbol: with_market_rules(rules, c.market, options, fees_given) for c in candles}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from systrade.data.load import Candles, load_candles
+from systrade.data.load import Candles, load_candles, load_inputs
 from systrade.data.readers import DEFAULT_MAX_FILE_MB
 from systrade.errors import UserError
 from systrade.sim.rules import SIGNAL_COLUMNS
@@ -63,4 +63,6 @@ def load_check_inputs(strategy: str, params: list[str] | None, strategies_dir: F
                            date_format=date_format, max_file_mb=max_file_mb)
     if len(candles) != 1:
         raise UserError("checks run on one series; give one --symbol or one --data file")
+    if ref.cls.inputs:
+        load_inputs(candles[0], list(ref.cls.inputs), data_dir, ref.cls.strategy_name())
     return CheckInputs(ref, instance, candles[0])

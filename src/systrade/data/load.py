@@ -29,6 +29,7 @@ class Candles:
     synthetic: bool
     market: dict[str, Any] | None = None  # the exchange's rules saved at download (``data.markets``)
     calendar: str | None = None  # the market calendar of a stock broker's series (``data.calendars``)
+    exchange: str | None = None  # the store folder it came from (where a strategy's inputs are looked up)
 
     @property
     def note(self) -> str:
@@ -58,12 +59,14 @@ def load_candles(
         symbol = symbols[0] if symbols else frame.attrs.get("symbol") or Path(data_file).stem
         loaded.append(_candles(frame, symbol, timeframe, data_file))
         loaded[-1].calendar = calendar_name(frame.attrs.get("exchange"))  # a store file given by path
+        loaded[-1].exchange = frame.attrs.get("exchange") or exchange
     elif symbols:
         for symbol in symbols:
             key = _find_key(data_dir, exchange, symbol, timeframe)
             candles = _candles(read_series(key, data_dir), key.symbol, key.timeframe, str(key.path(data_dir)))
             candles.market = load_market(data_dir, key.exchange, key.symbol)
             candles.calendar = calendar_name(key.exchange)
+            candles.exchange = key.exchange
             loaded.append(candles)
     else:
         frame = load_sample(data_dir)
@@ -141,4 +144,28 @@ def _slice(candles: Candles, start: str | None, end: str | None) -> Candles:
                         f"{candles.symbol}; its data covers {first} to {last}")
     frame.attrs = dict(candles.frame.attrs)
     return Candles(candles.symbol, candles.timeframe, frame, candles.source, candles.synthetic, candles.market,
-                   candles.calendar)
+                   candles.calendar, candles.exchange)
+
+
+class InputFrames(dict):
+    """The candles of a strategy's ``inputs``, carried in ``data.attrs["inputs"]`` through every slice of the
+    data (pandas passes attrs along; a deep copy keeps this very object, so slicing copies no input)."""
+
+    def __deepcopy__(self, memo: dict) -> InputFrames:
+        return self
+
+
+def attach_inputs(frame: pd.DataFrame, inputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """``frame`` carrying ``inputs`` (symbol -> candles) for strategies that declare them."""
+    frame.attrs["inputs"] = InputFrames({symbol: other.set_axis(other.index.as_unit("ns"))
+                                         for symbol, other in inputs.items()})
+    return frame
+
+
+def load_inputs(series: Candles, symbols: list[str], data_dir: str | Path, name: str) -> None:
+    """Attach the stored candles of a strategy's ``inputs`` (same store folder and timeframe) to ``series``."""
+    if series.exchange is None:
+        raise UserError(f"strategy {name} reads inputs {', '.join(symbols)}; say which store folder holds them with "
+                        "--exchange (they must be stored at the same timeframe)")
+    loaded = load_candles(data_dir, None, series.exchange, symbols, series.timeframe)
+    attach_inputs(series.frame, {symbol: other.frame for symbol, other in zip(symbols, loaded, strict=True)})

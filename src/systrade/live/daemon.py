@@ -95,10 +95,12 @@ def prepare(settings: Settings, schedule: bool = False) -> Prepared:
     for bot in paper.bots:
         client = clients[client_key(bot, paper.mode_of(bot))]
         try:
-            if is_broker(bot.exchange):
-                _check_broker_market(client, bot, policy)
-            else:
-                check_market(client, bot.exchange, bot.symbol, bot.timeframe)
+            for symbol in (bot.symbol, *refs[bot.name].cls.inputs):  # the traded symbol and the strategy's inputs
+                checked = bot.model_copy(update={"symbol": symbol})
+                if is_broker(bot.exchange):
+                    _check_broker_market(client, checked, policy)
+                else:
+                    check_market(client, bot.exchange, symbol, bot.timeframe)
         except UserError as error:
             raise UserError(f"bot {bot.name}: {error}") from None
     return Prepared(refs, clients, policy, targets_from(settings))

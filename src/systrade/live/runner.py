@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from systrade.config import BotSettings
 from systrade.data import calendars
 from systrade.data.calendars import calendar_name, session_candles
+from systrade.data.load import attach_inputs
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
 from systrade.exchange import TransientDataError, describe_error, is_retryable
@@ -139,6 +140,10 @@ class BotRunner:
         candles = self.market.closed_candles(self.settings.symbol, self.settings.timeframe, self.history)
         if self.calendar is not None:  # the session's bars only (no extended hours), as the store keeps them
             candles = session_candles(candles, self.calendar, self.settings.timeframe)
+        declared = type(self.strategy).inputs
+        if declared and "inputs" not in candles.attrs:  # the replay's candles carry them already
+            attach_inputs(candles, {symbol: self.market.closed_candles(symbol, self.settings.timeframe, self.history)
+                                    for symbol in declared})
         if candles.empty:
             return self._done(TickResult(self.name, "skipped", message="no closed candles yet"))
         bar = candles.index[-1].to_pydatetime()
