@@ -48,18 +48,17 @@ Every request is recorded (``fake.requests``: method, path, query params, non-se
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pandas as pd
+
+from .http import LocalFake, QuietServer, TrackedHandler
 
 DEFAULT_API_KEY = "PKFAKEALPACAKEY0000000001"
 DEFAULT_SECRET = "fakeAlpacaSecret0000000000000000000000001"
@@ -125,44 +124,8 @@ class _Order:
                 "extended_hours": False}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeAlpaca) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up on us are expected: stay quiet."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 10
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request stderr logging."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+class _Handler(TrackedHandler):
+    methods = ("GET", "POST", "DELETE")
 
     def _serve(self, method: str) -> None:
         fake = self.server.fake
@@ -204,11 +167,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
     def _send(self, rec: RecordedRequest, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
@@ -222,8 +180,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @dataclass
-class FakeAlpaca:
+class FakeAlpaca(LocalFake):
     """The fake broker; see the module docstring."""
+
+    handler_class = _Handler
+    _fake_name = "FakeAlpaca"
 
     api_key: str = DEFAULT_API_KEY
     secret: str = DEFAULT_SECRET
@@ -244,7 +205,7 @@ class FakeAlpaca:
     next_close: pd.Timestamp | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _conns: set = field(default_factory=set)
-    _server: _Server | None = None
+    _server: QuietServer | None = None
     _thread: threading.Thread | None = None
     _ids: Any = field(default_factory=itertools.count)
 
@@ -320,46 +281,6 @@ class FakeAlpaca:
     def requests_to(self, path_prefix: str, method: str | None = None) -> list[RecordedRequest]:
         return [r for r in list(self.requests)
                 if r.path.startswith(path_prefix) and (method is None or r.method == method)]
-
-    # ------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeAlpaca is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                            daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            (self._conns.add if add else self._conns.discard)(conn)
 
     def _record(self, rec: RecordedRequest) -> None:
         with self._lock:

@@ -170,7 +170,6 @@ there to read the answer) or dropped unprocessed (``process=False``);
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import hmac
@@ -184,12 +183,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pandas as pd
+
+from .http import LocalFake, QuietServer, TrackedHandler
 
 FAULT_KINDS: tuple[str, ...] = ("429", "418", "500html", "badjson", "drop", "slow")  # FaultPlan's default
 # Kinds a FaultPlan accepts; "lostresponse" is opt-in so default plans keep their seeded sequences.
@@ -516,47 +516,7 @@ def _ccxt_binance_urls() -> dict[str, dict[str, str]]:
     return {k: dict(urls[k]) for k in ("api", "test", "demo") if isinstance(urls.get(k), dict)}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeBinance) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up on us (timeouts, drops) are expected: stay quiet."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real thing
-    timeout = 10  # idle keep-alive connections are closed after this
-    disable_nagle_algorithm = True  # headers and body go out separately: avoid 40 ms stalls
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request stderr logging."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+class _Handler(TrackedHandler):
 
     def _serve(self, method: str) -> None:
         fake = self.server.fake
@@ -593,11 +553,6 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if hold is not None:
                 hold._done.set()
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _answer(
         self,
@@ -662,13 +617,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class FakeBinance:
+class FakeBinance(LocalFake):
     """Fake Binance spot REST server with a settable clock and fault injection.
 
     Candles are given at one base timeframe per market and resampled on the
     fly; only candles opened at or before ``now_ms`` are visible, and the
     last one is the forming candle built from base candles opened up to now.
     """
+
+    handler_class = _Handler
+    _fake_name = "FakeBinance"
 
     def __init__(
         self,
@@ -708,7 +666,7 @@ class FakeBinance:
         self._log_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         for symbol, candles in (markets or {}).items():
             self.add_market(symbol, candles)
@@ -863,51 +821,11 @@ class FakeBinance:
         return None
 
     # -------------------------------------------------------------- lifecycle
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:54321 (server must be started)."""
-        if self._server is None:
-            raise RuntimeError("FakeBinance is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def _on_start(self) -> None:
+        self._stopping.clear()
 
-    def start(self) -> Self:
-        if self._server is None:
-            self._stopping.clear()
-            self._server = _Server(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
+    def _on_stop(self) -> None:
         self._stopping.set()  # wakes "slow" handlers
-        self._server.shutdown()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:  # unblocks handler threads idling on keep-alive sockets
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
 
     def ccxt_config(self, *, credentials: bool = False) -> dict[str, Any]:
         """Constructor config making ccxt.binance talk only to this fake (see module doc).

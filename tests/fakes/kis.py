@@ -35,7 +35,6 @@ Requests are recorded (``requests``) without secrets: no appkey, appsecret, toke
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import secrets
@@ -44,12 +43,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+
+from .http import LocalFake, QuietServer, TrackedHandler
 
 KST = ZoneInfo("Asia/Seoul")
 REDACTED = "<redacted>"
@@ -134,41 +134,8 @@ class Order:
         }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeKis) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up (timeouts, drops) are expected: stay quiet."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 10
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
+class _Handler(TrackedHandler):
+    methods = ("GET", "POST")
 
     def _serve(self, method: str) -> None:
         fake = self.server.fake
@@ -208,11 +175,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
     def _send(self, rec: RecordedRequest, status: int, body: bytes, ctype: str,
               headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -225,8 +187,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class FakeKis:
+class FakeKis(LocalFake):
     """A mock-trading KIS account and its market data (see the module docstring)."""
+
+    handler_class = _Handler
+    _fake_name = "FakeKis"
 
     def __init__(self, app_key: str = "PSfakeAppKey0123456789abcdef", app_secret: str = "fakeAppSecret+/9876543210==",
                  account: str = "50098765-01", cash: float = 10_000_000.0) -> None:
@@ -250,7 +215,7 @@ class FakeKis:
         self._next_odno = 1000
         self._lock = threading.RLock()
         self._conns: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # ----------------------------------------------------------------- control
@@ -317,46 +282,6 @@ class FakeKis:
     def _record(self, rec: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(rec)
-
-    # ----------------------------------------------------------------- lifecycle
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeKis is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                            daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            (self._conns.add if add else self._conns.discard)(conn)
 
     # ----------------------------------------------------------------- protocol
     def _dispatch(self, method: str, path: str, query: dict[str, str], body: Any, raw: str,

@@ -105,16 +105,16 @@ hold the token (in paths), which is fine for a fake one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
+
+from .http import LocalFake, QuietServer, TrackedHandler
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "slow", "drop", "400")
 MAX_MESSAGE_LENGTH = 4096
@@ -237,50 +237,12 @@ def _tg_error(code: int, description: str, **extra: Any) -> _Answer:
     return _json_answer(code, {"ok": False, "error_code": code, "description": description, **extra})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, fake: _FakeServer) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up (timeouts, drops) are expected; and nothing may be printed (the token)."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 10  # idle keep-alive connections are closed after this
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.fake._track(self.connection, add=False)
-
+class _Handler(TrackedHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: request lines carry the bot token."""
 
     def log_error(self, format: str, *args: Any) -> None:
         """Silenced too (malformed request lines would be echoed)."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
         fake = self.server.fake
@@ -314,11 +276,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up (timeout) or went away
             self.close_connection = True
 
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
     def _send(self, rec: RecordedRequest, answer: _Answer) -> None:
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
@@ -330,8 +287,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.body)
 
 
-class _FakeServer:
-    """Lifecycle, request recording and the fault queue shared by both fakes."""
+class _FakeServer(LocalFake):
+    """Request recording and the fault queue shared by both fakes (lifecycle: ``LocalFake``)."""
+
+    handler_class = _Handler
 
     def __init__(self, *, retry_after: int = 1, slow_seconds: float = 3.0) -> None:
         self.retry_after = retry_after  # N of "429" faults without their own
@@ -342,7 +301,7 @@ class _FakeServer:
         self._faults: list[_Fault] = []
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # ----------------------------------------------------------- faults
@@ -405,53 +364,13 @@ class _FakeServer:
             self._requests.append(rec)
 
     # -------------------------------------------------------- lifecycle
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:54321 (the server must be started)."""
-        if self._server is None:
-            raise RuntimeError(f"{type(self).__name__} is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def _on_start(self) -> None:
+        self._stopping.clear()
 
-    def start(self) -> Self:
-        if self._server is None:
-            self._stopping.clear()
-            self._server = _Server(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
+    def _on_stop(self) -> None:
         self._stopping.set()  # wakes "slow" handlers
         with self._cond:
             self._cond.notify_all()  # wakes long polls
-        self._server.shutdown()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:  # unblocks handler threads idling on keep-alive sockets
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
 
 
 def _chat_json(chat_id: str) -> int | str:

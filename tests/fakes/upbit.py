@@ -60,21 +60,20 @@ ExchangeError; ccxt rejects unknown symbols itself before sending). Bad ``count`
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pandas as pd
 
 from .binance import RecordedRequest, _aggregate, _Bars
+from .http import LocalFake, QuietServer, TrackedHandler
 
 __all__ = ["FakeUpbit", "FAULT_KINDS", "krw_tick", "RecordedRequest"]
 
@@ -176,44 +175,8 @@ class _Market:
     resampled: dict[int, _Bars] = field(default_factory=dict)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeUpbit) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up (timeouts, drops) are expected: stay quiet."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 10
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request stderr logging."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+class _Handler(TrackedHandler):
+    methods = ("GET", "POST", "DELETE")
 
     def _serve(self, method: str) -> None:
         fake = self.server.fake
@@ -233,9 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, fake: FakeUpbit, rec: RecordedRequest, fault: _Fault | None) -> None:
         if fault is not None and fault.kind == "drop":
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._drop()
             return
         group = _group(rec.path)
         remaining = fake._spend(group)
@@ -268,9 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class FakeUpbit:
+class FakeUpbit(LocalFake):
     """Fake Upbit quotation REST server with a settable clock and fault injection (see module doc)."""
 
+    handler_class = _Handler
     name = "FakeUpbit"
     remaining_req = True  # send the Remaining-Req header
 
@@ -298,7 +260,7 @@ class FakeUpbit:
         self._requests: list[RecordedRequest] = []
         self._log_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         for symbol, candles in (markets or {}).items():
             self.add_market(symbol, candles)
@@ -444,48 +406,8 @@ class FakeUpbit:
 
     # -------------------------------------------------------------- lifecycle
     @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:54321 (server must be started)."""
-        if self._server is None:
-            raise RuntimeError(f"{self.name} is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:  # unblocks handler threads idling on keep-alive sockets
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
+    def _fake_name(self) -> str:  # type: ignore[override]
+        return self.name
 
     def ccxt_config(self) -> dict[str, Any]:
         """Constructor config making ccxt.upbit talk only to this fake.
