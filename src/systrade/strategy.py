@@ -215,6 +215,9 @@ class Strategy:
     # Other symbols the signals read (same venue and timeframe). Inside signals(), ``self.inputs[symbol]`` is that
     # symbol's candles on ``data.index``: NaN where it has no candle, never filled from a later one.
     inputs: ClassVar[Sequence[str]] = ()
+    # Several traded symbols (a rotation, a pair): signals() then receives ``{symbol: frame}`` and returns
+    # ``{symbol: Signals}``; the backtest trades them as one portfolio sharing its cash.
+    symbols: ClassVar[Sequence[str]] = ()
 
     def __init__(self, **params: Any) -> None:
         declared = self.params()
@@ -541,6 +544,36 @@ def aligned_inputs(data: pd.DataFrame, declared: Sequence[str], name: str) -> di
                         "them beside the traded symbol (`systrade data download <exchange> "
                         f"{' '.join(missing)} --timeframe ...`)")
     return {symbol: frames[symbol].reindex(data.index) for symbol in declared}
+
+
+def refuse_several_symbols(cls, what: str) -> None:
+    """Strategies trading several symbols together are backtested; the other commands do not take them yet."""
+    if cls.symbols:
+        raise UserError(f"strategy {cls.strategy_name()} trades {', '.join(cls.symbols)} together, which {what} does "
+                        "not support yet; run `systrade backtest` on it")
+
+
+def call_signals_together(strategy: Strategy, datas: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """Call a multi-symbol strategy's ``signals`` once with ``{symbol: frame}`` and validate each symbol's result
+    against its own frame (the same errors as ``call_signals``)."""
+    name = strategy.strategy_name()
+    seconds = _CALL_TIMEOUT["seconds"]
+    try:
+        with _deadline(seconds):
+            result = strategy.signals({symbol: frame.copy(deep=False) for symbol, frame in datas.items()})
+    except UserError:
+        raise
+    except _StrategyTimeout:
+        raise UserError(f"strategy {name}: signals() ran longer than {seconds:g} s and was stopped; fix a loop that "
+                        "never ends, or raise the limit with --timeout SECONDS") from None
+    except Exception as exc:
+        raise UserError(f"strategy {name}: signals() raised {type(exc).__name__}: {exc} "
+                        f"({_where_in(type(strategy), exc)}); fix the strategy (--debug shows the traceback)") from exc
+    if not isinstance(result, dict) or set(result) != set(datas):
+        got = sorted(result) if isinstance(result, dict) else type(result).__name__
+        raise UserError(f"strategy {name} trades {', '.join(datas)}: signals() must return {{symbol: Signals}} for "
+                        f"exactly those symbols, got {got}")
+    return {symbol: validate_signals(result[symbol], datas[symbol], f"{name} ({symbol})") for symbol in datas}
 
 
 def _where_in(cls: type, exc: BaseException) -> str:

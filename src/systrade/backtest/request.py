@@ -91,7 +91,16 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
         raise UserError(f"--cash {cash} is not valid; give a positive finite amount")
     if options.year_days is not None and not 0 < options.year_days <= 366:
         raise UserError(f"--year-days {options.year_days} is not valid; use 365 (crypto) or 252 (stocks)")
-    candles = load_candles(settings.data.dir, options.data_file, options.exchange, options.symbols,
+    symbols, cash_sharing = list(options.symbols), options.cash_sharing
+    if cls.symbols:  # a strategy that trades several symbols together: all of them, one portfolio
+        if options.data_file:
+            raise UserError(f"strategy {cls.strategy_name()} trades {', '.join(cls.symbols)} together; it reads them "
+                            "from the store (--exchange), not from one --data file")
+        if symbols and {s.upper() for s in symbols} != {s.upper() for s in cls.symbols}:
+            raise UserError(f"strategy {cls.strategy_name()} trades {', '.join(cls.symbols)} together; drop --symbol "
+                            "or give exactly those")
+        symbols, cash_sharing = list(cls.symbols), True
+    candles = load_candles(settings.data.dir, options.data_file, options.exchange, symbols,
                            options.timeframe, options.start, options.end, date_format=options.date_format,
                            max_file_mb=settings.data.max_file_mb)
     if cls.inputs:
@@ -100,7 +109,7 @@ def prepare_backtest(options: BacktestOptions, settings: Settings) -> PreparedBa
     year_days, year_days_source = annualisation(options.year_days, settings.backtest.year_days, candles)
     fees_given = options.fees is not None or "fees" in settings.backtest.model_fields_set
     by_symbol = {c.symbol: with_market_rules(rules, c.market, options, fees_given) for c in candles}
-    return PreparedBacktest(strategy, candles, by_symbol[candles[0].symbol], cash, options.cash_sharing, year_days,
+    return PreparedBacktest(strategy, candles, by_symbol[candles[0].symbol], cash, cash_sharing, year_days,
                             by_symbol, year_days_source)
 
 

@@ -14,7 +14,7 @@ from systrade.backtest.metrics import compute_metrics
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.sim.rules import PositionRules
-from systrade.strategy import Strategy, call_signals
+from systrade.strategy import Strategy, call_signals, call_signals_together
 
 __all__ = ["TRADE_FIELDS", "BacktestRun", "SymbolResult", "run_backtest"]
 
@@ -67,7 +67,10 @@ def run_backtest(
     """
     per_symbol = rules if isinstance(rules, dict) else {c.symbol: rules for c in candles}
     datas = {c.symbol: c.frame for c in candles}
-    signals = {c.symbol: compute_signals(strategy, c) for c in candles}
+    if type(strategy).symbols:  # one call sees every traded symbol (a rotation, a pair)
+        signals = call_signals_together(strategy, datas)
+    else:
+        signals = {c.symbol: compute_signals(strategy, c) for c in candles}
     bar_seconds = timeframe_seconds(candles[0].timeframe)
     simulation = simulate(datas, signals, rules, cash, pd.Timedelta(seconds=bar_seconds), cash_sharing)
     run = BacktestRun(strategy.strategy_name(), strategy.param_values, per_symbol[candles[0].symbol], cash,

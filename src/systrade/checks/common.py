@@ -19,6 +19,7 @@ from systrade.strategy import (
     call_signals,
     load_strategy,
     parse_param_overrides,
+    refuse_several_symbols,
 )
 
 
@@ -58,6 +59,7 @@ def load_check_inputs(strategy: str, params: list[str] | None, strategies_dir: F
                       date_format: str | None = None, max_file_mb: float | None = DEFAULT_MAX_FILE_MB) -> CheckInputs:
     """Load and validate a strategy (with ``--param`` overrides) and one series of candles (the sample by default)."""
     ref = load_strategy(strategy, strategies_dir)
+    refuse_several_symbols(ref.cls, "`systrade check`")
     instance = build_strategy(ref, parse_param_overrides(params))
     candles = load_candles(data_dir, data_file, exchange, [symbol] if symbol else [], timeframe, start, end,
                            date_format=date_format, max_file_mb=max_file_mb)

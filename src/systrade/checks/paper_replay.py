@@ -19,7 +19,7 @@ from systrade.errors import UserError
 from systrade.live.replay import ReplayResult, replay, replay_bot_settings
 from systrade.live.runner import bot_rules
 from systrade.sim.rules import PositionRules
-from systrade.strategy import StrategyRef, build_strategy, load_strategy, parse_param_overrides
+from systrade.strategy import StrategyRef, build_strategy, load_strategy, parse_param_overrides, refuse_several_symbols
 
 
 @dataclass
@@ -65,6 +65,7 @@ def run_replay(options: BacktestOptions, settings: Settings, history: int | None
             allocate_capital(settings.paper.bots, settings.paper.balances).get(configured.name, settings.backtest.cash)
     else:
         prepared = prepare_backtest(options, settings)
+        refuse_several_symbols(type(prepared.strategy), "`systrade paper replay`")
         if len(prepared.candles) != 1:
             raise UserError("a replay runs one symbol; give one --symbol or one --data file")
         ref = load_strategy(options.strategy, settings.strategies.folders)

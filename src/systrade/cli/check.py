@@ -86,13 +86,14 @@ def parity(
     from systrade.checks.parity import check_parity
     from systrade.errors import UserError
     from systrade.progress import progress_bar
-    from systrade.strategy import load_strategy
+    from systrade.strategy import load_strategy, refuse_several_symbols
 
     if history is not None and not 2 <= history <= 5000:
         raise UserError(f"--history {history} is not valid; give 2 to 5000 candles (a bot's `candles` range)")
     check_output_path(json_path, "--json")
     config = settings()
     prepared = prepare_backtest(options, config)
+    refuse_several_symbols(type(prepared.strategy), "`systrade check parity`")
     _note(prepared.candles[0])
     ref = load_strategy(strategy, config.strategies.folders)
     with progress_bar("bars") as bar:

@@ -44,7 +44,7 @@ from systrade.live.market import MarketData
 from systrade.live.notify import Notice, Notifier, targets_from
 from systrade.live.runner import BotRunner, TickResult
 from systrade.live.sessions import SessionTrigger
-from systrade.strategy import StrategyRef, load_strategy
+from systrade.strategy import StrategyRef, load_strategy, refuse_several_symbols
 from systrade.venues.base import is_broker
 
 log = logging.getLogger("systrade.paper")
@@ -72,6 +72,8 @@ def prepare(settings: Settings, schedule: bool = False) -> Prepared:
     if not paper.bots:
         raise UserError("no bots configured; add [[paper.bots]] tables to systrade.toml (see the README)")
     refs = {bot.name: load_strategy(bot.strategy, settings.strategies.folders) for bot in paper.bots}
+    for bot in paper.bots:
+        refuse_several_symbols(refs[bot.name].cls, f"a paper bot ({bot.name})")
     for bot in paper.bots:
         timeframe_seconds(bot.timeframe)
         if schedule and not is_broker(bot.exchange):

@@ -30,7 +30,7 @@ from systrade.optimize.sweep import (
     run_sweep,
 )
 from systrade.progress import progress_bar, rate_text
-from systrade.strategy import parse_param_overrides
+from systrade.strategy import parse_param_overrides, refuse_several_symbols
 
 DEFAULT_MEMORY = "2GB"
 
@@ -104,6 +104,7 @@ class SweepSession:
         self.console = console or Console(stderr=True)
         self.budget = parse_memory(options.memory)
         self.prepared: PreparedBacktest = prepare_backtest(options.backtest, settings)
+        refuse_several_symbols(type(self.prepared.strategy), "parameter search")
         if len(self.prepared.candles) != 1 or self.prepared.cash_sharing:
             raise UserError("a sweep runs on one symbol; give one --symbol (or --data file)")
         self.candles = self.prepared.candles[0]
