@@ -516,22 +516,28 @@ def call_signals(strategy: Strategy, data: pd.DataFrame) -> dict[str, np.ndarray
     strategy changes away from ``data``.
     """
     name = strategy.strategy_name()
-    seconds = _CALL_TIMEOUT["seconds"]
     declared = type(strategy).inputs
     if declared:
         strategy.inputs = aligned_inputs(data, declared, name)
+    result = _guarded(strategy, data.copy(deep=False), f" on {len(data)} candles")
+    return validate_signals(result, data, name)
+
+
+def _guarded(strategy: Strategy, argument: Any, size: str = "") -> Any:
+    """``strategy.signals(argument)`` under the ``--timeout``, its own failures turned into one clear error."""
+    name = strategy.strategy_name()
+    seconds = _CALL_TIMEOUT["seconds"]
     try:
         with _deadline(seconds):
-            result = strategy.signals(data.copy(deep=False))
+            return strategy.signals(argument)
     except UserError:
         raise
     except _StrategyTimeout:
-        raise UserError(f"strategy {name}: signals() ran longer than {seconds:g} s on {len(data)} candles and was "
-                        "stopped; fix a loop that never ends, or raise the limit with --timeout SECONDS") from None
+        raise UserError(f"strategy {name}: signals() ran longer than {seconds:g} s{size} and was stopped; fix a loop "
+                        "that never ends, or raise the limit with --timeout SECONDS") from None
     except Exception as exc:
         raise UserError(f"strategy {name}: signals() raised {type(exc).__name__}: {exc} "
                         f"({_where_in(type(strategy), exc)}); fix the strategy (--debug shows the traceback)") from exc
-    return validate_signals(result, data, name)
 
 
 def aligned_inputs(data: pd.DataFrame, declared: Sequence[str], name: str) -> dict[str, pd.DataFrame]:
@@ -557,18 +563,7 @@ def call_signals_together(strategy: Strategy, datas: dict[str, pd.DataFrame]) ->
     """Call a multi-symbol strategy's ``signals`` once with ``{symbol: frame}`` and validate each symbol's result
     against its own frame (the same errors as ``call_signals``)."""
     name = strategy.strategy_name()
-    seconds = _CALL_TIMEOUT["seconds"]
-    try:
-        with _deadline(seconds):
-            result = strategy.signals({symbol: frame.copy(deep=False) for symbol, frame in datas.items()})
-    except UserError:
-        raise
-    except _StrategyTimeout:
-        raise UserError(f"strategy {name}: signals() ran longer than {seconds:g} s and was stopped; fix a loop that "
-                        "never ends, or raise the limit with --timeout SECONDS") from None
-    except Exception as exc:
-        raise UserError(f"strategy {name}: signals() raised {type(exc).__name__}: {exc} "
-                        f"({_where_in(type(strategy), exc)}); fix the strategy (--debug shows the traceback)") from exc
+    result = _guarded(strategy, {symbol: frame.copy(deep=False) for symbol, frame in datas.items()})
     if not isinstance(result, dict) or set(result) != set(datas):
         got = sorted(result) if isinstance(result, dict) else type(result).__name__
         raise UserError(f"strategy {name} trades {', '.join(datas)}: signals() must return {{symbol: Signals}} for "
