@@ -7,9 +7,7 @@ sit around the REAL current minute and the fakes keep the wall clock.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +28,8 @@ from systrade.data.download import Downloader, ExchangeUnavailable
 from systrade.data.store import SeriesKey, read_series
 from systrade.exchange import RetryPolicy, create_exchange
 from systrade.live.market import MarketData
+
+pytestmark = pytest.mark.usefixtures("loopback_only")  # in-process code reaches 127.0.0.1 only
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 MINUTE = pd.Timedelta(minutes=1)
@@ -58,31 +58,6 @@ def make_candles() -> pd.DataFrame:
 CANDLES = make_candles()
 FAST_NETWORK = ("[network]\nretries = 4\nbackoff_seconds = 0.01\nrate_limit_backoff_seconds = 0.02\n"
                 "max_backoff_seconds = 0.1\n")
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process code may connect only to 127.0.0.1 (the subprocesses are pointed at the fakes by config)."""
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def loopback(host: Any) -> bool:
-        try:
-            return ipaddress.ip_address(str(host)).is_loopback
-        except ValueError:
-            return host == "localhost"
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if isinstance(address, tuple) and not loopback(address[0]):
-            raise OSError(f"test refused a connection to {address!r}")
-        return real_connect(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if not loopback(host):
-            raise OSError(f"test refused to resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)
@@ -415,3 +390,15 @@ def test_bithumb_download_pages_with_to(workdir: Path, run_cli) -> None:
     assert all("to" in r.params and 1 <= int(r.params["count"]) <= 200 for r in requests)
     assert iso_to(requests[0].params["to"]) <= since + pd.Timedelta(minutes=200)  # paged from the start
     assert_fake_candles(stored(workdir, "bithumb"), since, before, after)
+
+
+def test_a_paper_bots_tick_comes_from_the_instruments_endpoint_else_the_table(upbit: FakeUpbit) -> None:
+    settings = Settings.model_validate({"exchanges": {"upbit": {**upbit.ccxt_config(), "enableRateLimit": False,
+                                                                "timeout": 3000}}})
+    policy = RetryPolicy(retries=0, backoff_seconds=0, rate_limit_backoff_seconds=0)
+    upbit.set_tick("BTC/KRW", 500.0)  # what the exchange says today, not the table's 1,000 at this price
+    assert MarketData(create_exchange("upbit", settings), policy).rules("BTC/KRW").tick == 500.0
+    assert upbit.count("/v1/orderbook/instruments") == 1
+    upbit.fail("500", "/v1/orderbook/instruments")  # unreachable: the published table at the last price
+    rules = MarketData(create_exchange("upbit", settings), policy).rules("BTC/KRW")
+    assert rules.tick == 1_000.0 and rules.min_cost == 5_000.0 and rules.cost_step == 1.0

@@ -88,6 +88,12 @@ def known_zone(zone: str) -> str:
     return zone  # the currency a stock broker's symbols trade in
 
 
+def bot_quote(exchange: str, symbol: str) -> str | None:
+    """The currency a bot on ``exchange`` trading ``symbol`` counts its money in (a stock broker's for its symbols,
+    else the symbol's quote)."""
+    return BROKER_QUOTES.get(exchange) or quote_of(symbol)
+
+
 def quote_of(symbol: str) -> str | None:
     """The quote currency of a unified symbol (``BTC/USDT`` and ``BTC/USDT:USDT`` -> ``USDT``), else None."""
     if "/" not in symbol:
@@ -186,7 +192,7 @@ class BotSettings(_Strict):
     def quote(self) -> str | None:
         """The quote currency of the bot's symbol (``BTC/USDT`` -> ``USDT``; a stock broker's currency for its
         symbols), None for a symbol without one."""
-        return BROKER_QUOTES.get(self.exchange) or quote_of(self.symbol)
+        return bot_quote(self.exchange, self.symbol)
 
 
 class PaperSettings(_Strict):

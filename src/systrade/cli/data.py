@@ -115,7 +115,7 @@ def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]
                                f"{describe_error(error, exchange_id)}", highlight=False)
 
         if broker:
-            source = candle_source(exchange_id, config, policy, adjustment or "all", on_retry)
+            source = candle_source(exchange_id, config, policy, adjustment or "all")
         else:
             downloader = Downloader(create_exchange(exchange_id, config), exchange_id, config.data.dir, policy,
                                     on_retry, overrides=market_rule_overrides(exchange_id, config))

@@ -72,7 +72,7 @@ def download_from_broker(source, symbol: str, timeframe: str, since: pd.Timestam
     for piece in fresh:
         frame = merge_candles(frame, piece)
     added = len(frame) - before
-    if added or stored is None or _replaced(stored, frame):
+    if added or stored is None:
         write_series(frame, key, data_dir, adjustment=adjustment)
     return DownloadResult(key, path, added, len(frame), frame.index[0], frame.index[-1])
 
@@ -84,9 +84,3 @@ def _changed(stored: pd.DataFrame, newer: pd.DataFrame, last: pd.Timestamp) -> b
     old = stored.loc[last, ["open", "high", "low", "close"]].to_numpy(dtype=float)
     new = newer.loc[last, ["open", "high", "low", "close"]].to_numpy(dtype=float)
     return not np.allclose(old, new, rtol=1e-9, atol=0.0)
-
-
-def _replaced(stored: pd.DataFrame, frame: pd.DataFrame) -> bool:
-    """Whether merging changed a stored candle (the newest one is refetched while it may still move)."""
-    common = stored.index.intersection(frame.index)
-    return not stored.loc[common].equals(frame.loc[common, stored.columns])

@@ -70,7 +70,7 @@ class MarketData:
             return cached[1]
         tick = None
         try:
-            answer = self._call(lambda: self.client.fetch(self._instruments_url(market["id"])),
+            answer = self._call(lambda: self.client.public_get_orderbook_instruments({"markets": market["id"]}),
                                 "fetching the price step")
             tick = float(answer[0]["tick_size"]) if answer and answer[0].get("tick_size") else None
         except Exception:  # the endpoint is new and optional: the published table stands in
@@ -79,10 +79,6 @@ class MarketData:
             tick = upbit_tick(market["quote"], self.last_price(symbol))
         self._ticks[symbol] = (time.monotonic(), tick)
         return tick
-
-    def _instruments_url(self, market_id: str) -> str:
-        base = self.client.implode_hostname(self.client.urls["api"]["public"])
-        return f"{base}/v1/orderbook/instruments?markets={market_id}"
 
     def amount_to_precision(self, symbol: str, amount: float) -> float:
         """``amount`` truncated to the market's precision (0 when nothing is left)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from systrade.config import BROKER_QUOTES, quote_of
+from systrade.config import BROKER_QUOTES, bot_quote
 from systrade.live.ledger import Fill, Ledger, as_utc
 
 NEGATIVE = -1e-12  # a balance below this is reported as negative (float dust is not)
@@ -57,7 +57,7 @@ def _bot(bot, fills: list[Fill], prices: dict[str, float], last_rejection: dict 
         equity = cash
     else:
         equity = cash + bot.position * price if price is not None else None
-    quote = BROKER_QUOTES.get(bot.exchange) or quote_of(bot.symbol)
+    quote = bot_quote(bot.exchange, bot.symbol)
     return {"name": bot.name, "strategy": bot.strategy, "exchange": bot.exchange, "symbol": bot.symbol,
             "quote": quote,
             "timeframe": bot.timeframe, "position": bot.position, "last_bar": _iso(bot.last_bar),

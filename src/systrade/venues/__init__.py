@@ -8,7 +8,6 @@ placement on the broker's own paper account (``OrderGateway``). ``systrade.venue
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any
 
 
@@ -16,13 +15,9 @@ def _module(venue: str) -> Any:
     return importlib.import_module(f"systrade.venues.{venue}")
 
 
-def candle_source(venue: str, settings: Any, policy: Any, adjustment: str = "all",
-                  on_retry: Callable[[int, BaseException, float], None] | None = None) -> Any:
-    """The broker's ``CandleSource`` (``on_retry`` hears about each retry, for the progress display)."""
-    source = _module(venue).candle_source(settings, policy, adjustment=adjustment)
-    if on_retry is not None and hasattr(source, "on_retry"):
-        source.on_retry = on_retry
-    return source
+def candle_source(venue: str, settings: Any, policy: Any, adjustment: str = "all") -> Any:
+    """The broker's ``CandleSource``."""
+    return _module(venue).candle_source(settings, policy, adjustment=adjustment)
 
 
 def live_market(venue: str, settings: Any, policy: Any) -> Any:
