@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +57,28 @@ def run_cli(workdir: Path):
 def tree(path: Path) -> set[str]:
     """Every file under ``path`` (to prove a failed command wrote nothing)."""
     return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process code may connect only to 127.0.0.1 (the subprocesses are pointed at the fakes by config)."""
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def loopback(host: Any) -> bool:
+        try:
+            return ipaddress.ip_address(str(host)).is_loopback
+        except ValueError:
+            return host == "localhost"
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and not loopback(address[0]):
+            raise OSError(f"test refused a connection to {address!r}")
+        return real_connect(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not loopback(host):
+            raise OSError(f"test refused to resolve {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

@@ -6,16 +6,15 @@ leaves the machine even if a URL were not rewritten onto the fake.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import ccxt
 import numpy as np
 import pandas as pd
 import pytest
+
+pytestmark = pytest.mark.usefixtures("loopback_only")  # in-process code reaches 127.0.0.1 only
 
 try:  # tests/ is not a package today; keep working if it becomes one
     from fakes.bithumb import FakeBithumb
@@ -32,30 +31,6 @@ N = 3000
 NOW_MS = int(START.timestamp() * 1000) + 2500 * MIN + 30_000
 START_MS = int(START.timestamp() * 1000)
 OHLCV = ["open", "high", "low", "close", "volume"]
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def loopback(host: Any) -> bool:
-        try:
-            return ipaddress.ip_address(str(host)).is_loopback
-        except ValueError:
-            return host == "localhost"
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if isinstance(address, tuple) and not loopback(address[0]):
-            raise OSError(f"test refused a connection to {address!r}")
-        return real_connect(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if not loopback(host):
-            raise OSError(f"test refused to resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 def walk(n: int, price: float, tick: float, seed: int) -> pd.DataFrame:
