@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from reference_sim import Fill, Result, simulate_reference
 
+from systrade.backtest import vectorbt_books
 from systrade.backtest.engine import simulate
 from systrade.sim.rules import PositionRules
 
@@ -535,5 +536,5 @@ def test_fills_equal_vectorbt_from_signals_where_the_rules_coincide(case):
     assert len(ours) == len(theirs), f"fill model {ours}\nvectorbt {theirs}"
     for k, (e, v) in enumerate(zip(ours, theirs, strict=True)):
         assert same_fill(e, v), f"fill #{k} differs:\n  fill model {e}\n  vectorbt   {v}"
-    expected_value = pf.portfolio.value().to_numpy()[:, 0]
+    expected_value = vectorbt_books.value(vectorbt_books.portfolio(pf)).to_numpy()[:, 0]  # vectorbt's books
     assert np.allclose(engine_equity(pf), expected_value, rtol=1e-9)
