@@ -7,7 +7,7 @@ from rich.console import Console
 
 from systrade.backtest.options import BacktestOptions
 from systrade.cli import app, settings
-from systrade.cli.options import backtest_options
+from systrade.cli.options import SEARCH, SEARCH_TIMEOUT, SEED, TRIALS, backtest_options
 
 out = Console()
 
@@ -23,11 +23,6 @@ JSON = typer.Option(None, "--json", help="Write results as JSON (schema in docs/
 REPORT = typer.Option(None, "--report", help="Write a self-contained HTML report.")
 HEATMAP = typer.Option(None, "--heatmap", help="Two swept parameters for the report's heatmap: x,y.")
 QUIET = typer.Option(False, "--no-progress", help="Do not show the progress bar.")
-SEARCH = typer.Option("grid", "--search", help="grid (every combination) | random | tpe (optuna's TPE sampler).")
-TRIALS = typer.Option(None, "--trials", help="Distinct combinations a random or tpe search evaluates (default 100).")
-SEED = typer.Option(0, "--seed", help="Seed of a random or tpe search: the same seed gives the same trials.")
-SEARCH_TIMEOUT = typer.Option(None, "--search-timeout", help="Seconds after which a random or tpe search stops "
-                              "proposing trials (not --timeout, which limits each strategy call).")
 
 
 @app.command()
@@ -61,12 +56,14 @@ def walkforward(
     anchored: bool = typer.Option(False, "--anchored", help="Every training window starts at the data's start."),
     grid: list[str] = GRID, metric: str = METRIC, memory: str = MEMORY, workers: int | None = WORKERS,
     cluster: str | None = CLUSTER, chunk_size: int | None = CHUNK, json_path: str | None = JSON,
-    report_path: str | None = REPORT, no_progress: bool = QUIET, options: BacktestOptions = None,
+    report_path: str | None = REPORT, no_progress: bool = QUIET, search: str = SEARCH, trials: int | None = TRIALS,
+    seed: int = SEED, search_timeout: float | None = SEARCH_TIMEOUT, options: BacktestOptions = None,
 ) -> None:
     """Optimize on each training window, trade the chosen params on the next test window, stitch the results."""
     from systrade.optimize.command import walkforward_command
     from systrade.optimize.run import SweepOptions
 
     sweep = SweepOptions(backtest=options, grid=grid, metric=metric, memory=memory, workers=workers, cluster=cluster,
-                         chunk_size=chunk_size, progress=not no_progress)
+                         chunk_size=chunk_size, progress=not no_progress, search=search, trials=trials, seed=seed,
+                         search_timeout=search_timeout)
     walkforward_command(sweep, settings(), out, train, test, anchored, json_path, report_path)

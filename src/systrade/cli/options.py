@@ -1,5 +1,7 @@
 """The options that `backtest`, `optimize`, `walkforward`, `check` and `paper replay` share, declared once.
 
+The search options (``SEARCH`` ... ``SEARCH_TIMEOUT``) are declared here once for `optimize` and `walkforward`.
+
 ``@backtest_options(...)`` adds them to a command and hands the command one ``options: BacktestOptions``
 built by keyword, so a new market rule is one line here and every command has it with the same name and help.
 """
@@ -66,6 +68,14 @@ RULES: dict[str, tuple[Any, Any, str]] = {
 }
 YEAR_DAYS = (float | None, typer.Option(None, "--year-days", help="Days per year for annualising (252 for stocks)."),
              "year_days")
+SEARCH = typer.Option("grid", "--search", help="grid (every combination) | random | tpe (optuna's TPE sampler).")
+TRIALS = typer.Option(None, "--trials", help="Distinct combinations a random or tpe search evaluates (default 100; "
+                      "in walkforward, per training window).")
+SEED = typer.Option(0, "--seed", help="Seed of a random or tpe search: the same seed gives the same trials "
+                    "(walkforward derives one per window from it).")
+SEARCH_TIMEOUT = typer.Option(None, "--search-timeout", help="Seconds after which a random or tpe search stops "
+                              "proposing trials (in walkforward, per training window; not --timeout, which limits "
+                              "each strategy call).")
 CASH_SHARING = (bool, typer.Option(False, "--cash-sharing", help="Several symbols share one cash balance."),
                 "cash_sharing")
 

@@ -65,6 +65,8 @@ def check_search_options(options: SweepOptions) -> None:
             if value is not None:
                 raise UserError(f"{flag} applies to a sampled search; add --search random or --search tpe")
         return
+    if options.seed < 0:
+        raise UserError(f"--seed {options.seed} is not valid; give 0 or a positive whole number")
     if options.trials is not None and options.trials < 1:
         raise UserError(f"--trials {options.trials} is not valid; give 1 or more")
     if options.search_timeout is not None and options.search_timeout <= 0:
@@ -143,8 +145,11 @@ class SweepSession:
         """Combinations the run is planned for: the grid's, or the trials asked for."""
         return len(self.grid) if self.space is None else (self.options.trials or DEFAULT_TRIALS)
 
-    def search(self, window: Window, label: str = "search") -> Sweep:
-        """A sampled search on ``window``: trials proposed in batches, each batch evaluated by the workers."""
+    def search(self, window: Window, label: str = "search", seed: int | None = None) -> Sweep:
+        """A sampled search on ``window``: trials proposed in batches, each batch evaluated by the workers.
+
+        ``seed``: the sampler's seed when it is not ``--seed`` (walk-forward derives one per window).
+        """
         import math
 
         import numpy as np
@@ -177,6 +182,7 @@ class SweepSession:
 
         advance = None
         total = self.n_planned
+        seed = options.seed if seed is None else seed
         if options.progress:
             with progress_bar("trials", self.console) as progress:
                 task = progress.add_task(label, total=total, rate="")
@@ -186,10 +192,9 @@ class SweepSession:
                     progress.update(task, completed=done,
                                     rate=rate_text(done / elapsed if elapsed > 0 else None, "trials"))
 
-                trials = run_search(self.space, options.search, total, options.seed, evaluate,
-                                    options.search_timeout)
+                trials = run_search(self.space, options.search, total, seed, evaluate, options.search_timeout)
         else:
-            trials = run_search(self.space, options.search, total, options.seed, evaluate, options.search_timeout)
+            trials = run_search(self.space, options.search, total, seed, evaluate, options.search_timeout)
         self.grid = self.job.grid = trials
         if not metric_rows:
             raise UserError("the search evaluated no trial (--search-timeout too short?); allow it more time")

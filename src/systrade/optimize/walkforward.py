@@ -3,12 +3,14 @@
 Windows are laid out in time: training ``[t, t + train)`` then test ``[t + train, t + train + test)``; the next
 window starts one test length later (``--anchored``: every training window starts at the data's start). The
 last test window may be shorter. In-sample, each training window is swept exactly like ``optimize --start
---end`` on it. Out of sample, the chosen params get signals computed on the training and test bars together
-(indicators are warm, and a signal on bar t still sees only bars up to t) and are traded on the test bars only,
-starting flat with the cash the previous test window ended with. At each seam the position is not carried:
-a position still open is closed at the open of the test window's last bar, through the fill model with its
-fees and slippage, so every change of parameters pays the exit (and a later entry pays its own costs). The
-stitched out-of-sample equity is those test windows end to end; its metrics use the formulas of ``metrics.py``.
+--end`` on it, or searched (``--search random|tpe``) with its own seed derived from ``--seed`` and the window's
+number (``window_seed``), so windows do not all draw the same trials. Out of sample, the chosen params get
+signals computed on the training and test bars together (indicators are warm, and a signal on bar t still sees
+only bars up to t) and are traded on the test bars only, starting flat with the cash the previous test window
+ended with. At each seam the position is not carried: a position still open is closed at the open of the test
+window's last bar, through the fill model with its fees and slippage, so every change of parameters pays the
+exit (and a later entry pays its own costs). The stitched out-of-sample equity is those test windows end to
+end; its metrics use the formulas of ``metrics.py``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,12 @@ def make_splits(index: pd.DatetimeIndex, train: pd.Timedelta, test: pd.Timedelta
     return splits
 
 
+def window_seed(seed: int, number: int) -> int:
+    """The seed of window ``number``'s (1, 2, ...) sampled search: a deterministic mix of ``--seed`` and the number
+    (NumPy's ``SeedSequence``), the same whatever the worker count."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1, dtype=np.uint32)[0])
+
+
 @dataclass
 class WindowResult:
     split: Split
@@ -90,7 +98,9 @@ class WindowResult:
     out_of_sample: dict[str, Any]
     oos: Detail
     luck: dict[str, Any]
-    combos: int
+    combos: int  # combinations (grid) or trials (sampled search) evaluated in sample
+    seed: int | None = None  # the window's search seed (None for a grid)
+    stopped: str = ""  # why the window's search ended before --trials, if it did
 
 
 @dataclass
@@ -130,6 +140,9 @@ class WalkForwardResult:
             verdicts["deflated_sharpe"].text,
             verdicts["pbo"].text,
         ]
+        for number, w in enumerate(self.windows, 1):
+            if w.stopped:
+                lines.append(f"window {number}: the search stopped at {w.combos:,} trials: {w.stopped}")
         for name, info in self.stability["params"].items():
             lines.append(f"param {name}: {info['distinct']} distinct value(s) in {len(self.windows)} windows, "
                          f"most often {info['mode']!r} ({info['mode_share'] * 100:.0f}%), "
@@ -189,7 +202,9 @@ def run_walkforward(options: SweepOptions, settings: Settings, train: pd.Timedel
         cash = job.cash
         for number, split in enumerate(splits, 1):
             train_window = Window(split.train_start, split.train_start, split.test_start)
-            sweep = session.sweep(train_window, f"window {number}/{len(splits)}")
+            label = f"window {number}/{len(splits)}"
+            seed = None if session.space is None else window_seed(options.seed, number)
+            sweep = session.sweep(train_window, label) if seed is None else session.search(train_window, label, seed)
             best = sweep.best
             in_sample = detail(job, best, train_window)
             stats = luck(sweep, in_sample)
@@ -197,7 +212,7 @@ def run_walkforward(options: SweepOptions, settings: Settings, train: pd.Timedel
                          exit_at_end=True)
             cash = float(oos.equity.iloc[-1])
             windows.append(WindowResult(split, in_sample.params, in_sample.metrics, oos.metrics, oos, stats,
-                                        sweep.n_combos))
+                                        sweep.n_combos, seed, getattr(session.grid, "stopped", "")))
     equity, oos_metrics = stitch(windows, job.year_days, job.bar_seconds)
     oos_metrics["buy_and_hold_return_pct"] = buy_and_hold_pct(frame.iloc[splits[0].test_start:splits[-1].stop])
     is_mean = {name: _mean([w.in_sample[name] for w in windows]) for name in SUMMARY_METRICS}
@@ -219,6 +234,7 @@ def walkforward_payload(result: WalkForwardResult) -> dict[str, Any]:
             "train_start": index[s.train_start], "train_end": index[s.test_start - 1],
             "test_start": index[s.test_start], "test_end": index[s.stop - 1],
             "combos": w.combos, "params": w.params,
+            **({} if w.seed is None else {"trials": w.combos, "seed": w.seed, "stopped": w.stopped or None}),
             "in_sample": w.in_sample, "out_of_sample": w.out_of_sample,
             "deflated_sharpe": w.luck["deflated_sharpe"], "pbo": w.luck["pbo"],
             "verdicts": {name: v.to_dict() for name, v in luck_verdicts(w.luck).items()},
@@ -230,8 +246,10 @@ def walkforward_payload(result: WalkForwardResult) -> dict[str, Any]:
         "timeframe": result.candles.timeframe,
         "metric": result.metric,
         "train": span_text(result.train), "test": span_text(result.test), "anchored": result.anchored,
+        "search": session.options.search,
         "grid": session.grid.describe(),
-        "combos": len(session.grid),
+        "combos": len(session.grid) if session.space is None else None,
+        **({} if session.space is None else {"trials": session.n_planned, "seed": session.options.seed}),
         "windows": windows,
         "out_of_sample": result.oos_metrics,
         "in_sample_mean": result.in_sample_mean,
@@ -256,15 +274,20 @@ def walkforward_tables(result: WalkForwardResult) -> list[Table]:
     """Per-window table (params, in-sample vs out-of-sample) and the stitched summary."""
     key = METRICS[result.metric]
     index = result.candles.frame.index
-    names = result.session.grid.names
-    windows = Table(title=f"walk-forward {result.session.job.strategy_cls.strategy_name()} on "
+    session = result.session
+    names = session.grid.names
+    sampled = session.space is not None
+    searched = (f"{session.options.search} search, {session.n_planned:,} trials per window, seed "
+                f"{session.options.seed}" if sampled else "grid search")
+    windows = Table(title=f"walk-forward {session.job.strategy_cls.strategy_name()} on "
                           f"{result.candles.symbol} {result.candles.timeframe}: train {span_text(result.train)}, test "
-                          f"{span_text(result.test)}{', anchored' if result.anchored else ''}")
-    for column in ("#", "test from", "test to", *names, f"IS {key}", f"OOS {key}", "OOS return %", "DSR", "PBO"):
+                          f"{span_text(result.test)}{', anchored' if result.anchored else ''}; {searched}")
+    for column in ("#", "test from", "test to", "trials" if sampled else "combos", *names, f"IS {key}",
+                   f"OOS {key}", "OOS return %", "DSR", "PBO"):
         windows.add_column(column, justify="right")
     for number, w in enumerate(result.windows, 1):
         windows.add_row(str(number), str(index[w.split.test_start].date()), str(index[w.split.stop - 1].date()),
-                        *[str(w.params[n]) for n in names], _fmt(w.in_sample.get(key)),
+                        f"{w.combos:,}", *[str(w.params[n]) for n in names], _fmt(w.in_sample.get(key)),
                         _fmt(w.out_of_sample.get(key)), _fmt(w.out_of_sample.get("total_return_pct")),
                         *[v.short() for v in luck_verdicts(w.luck).values()])
     summary = Table(title="in-sample (mean over windows) vs out-of-sample (stitched)")
