@@ -1,1 +1,1 @@
-"""Vectorized backtesting: engine (vectorbt), metrics, reports, and later optimization."""
+"""Backtesting: the engine (the fill model and the books kept from its fills), metrics, outputs and reports."""

@@ -37,12 +37,14 @@ class Simulation:
         return self.model.index
 
     def _fill_arrays(self) -> tuple[np.ndarray, ...]:
+        """The fills as the ledger takes them: bar, column, signed size, price, fee (writable copies, so the
+        compiled ledger is always called with one signature and loaded from its disk cache)."""
         fills = self.model.fills
         cols = np.array([self.model.columns.index(c) for c in fills["column"]], dtype=np.int64)
-        size = fills["size"].to_numpy(dtype=float)
+        size = np.array(fills["size"], dtype=float)
         signed = np.where(fills["side"].to_numpy() == "buy", size, -size)
-        return (fills["bar"].to_numpy(dtype=np.int64), cols, signed, fills["price"].to_numpy(dtype=float),
-                fills["fee"].to_numpy(dtype=float))
+        return (np.array(fills["bar"], dtype=np.int64), cols, signed, np.array(fills["price"], dtype=float),
+                np.array(fills["fee"], dtype=float))
 
     def value(self) -> pd.DataFrame | pd.Series:
         """Equity per bar: one column per symbol, or one series for a cash-sharing group."""
