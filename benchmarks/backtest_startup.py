@@ -108,8 +108,12 @@ def main() -> None:
                            capture_output=True)
             there = {"PYTHONPATH": str(other / "src")}
             timed(ours, there)  # compiles that tree's numba cache
-            variants[f"systrade backtest sma_cross at `{args.rev}`"] = (ours, there)
+            commit = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=REPO, capture_output=True,
+                                    text=True).stdout.strip()
+            variants[f"systrade backtest sma_cross at `{args.rev}` ({commit})"] = (ours, there)
         variants.update({
+            "python -c 'import pandas, numba, pyarrow.parquet' (the floor: what any backtest imports)":
+                ([sys.executable, "-c", "import pandas, numba, pyarrow.parquet"], None),
             f"systrade backtest sma_cross, this tree ({code_version()})": (ours, here),
             "systrade strategies list, this tree": ([exe, "strategies", "list"], here),
         })
