@@ -96,9 +96,12 @@ def price_figure(candles: pd.DataFrame, *, plots: dict[str, pd.Series] | None = 
     from plotly.subplots import make_subplots
 
     has_volume = "volume" in candles.columns
-    rows = 2 if has_volume else 1
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.02,
-                        row_heights=[0.78, 0.22] if has_volume else [1.0])
+    lines = {str(name): np.asarray(series, dtype=float) for name, series in (plots or {}).items()}
+    overlay = {name: values for name, values in lines.items() if on_price_scale(values, candles["close"])}
+    below = {name: values for name, values in lines.items() if name not in overlay}
+    heights = [0.62] + ([0.2] if below else []) + ([0.18] if has_volume else [])
+    fig = make_subplots(rows=len(heights), cols=1, shared_xaxes=True, vertical_spacing=0.02,
+                        row_heights=[h / sum(heights) for h in heights])
     decimals = price_decimals(candles["close"])
     fmt = _d3_format(decimals)
     x = _times(candles.index)
@@ -107,11 +110,11 @@ def price_figure(candles: pd.DataFrame, *, plots: dict[str, pd.Series] | None = 
         close=_values(candles["close"]), name="price",
         increasing=dict(line=dict(color=UP, width=1), fillcolor=UP),
         decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN)), row=1, col=1)
-    for i, (name, series) in enumerate((plots or {}).items()):
-        values = series.to_numpy() if isinstance(series, pd.Series) else np.asarray(series)
-        fig.add_trace(go.Scatter(x=x, y=_values(values), name=str(name), mode="lines",
+    for i, name in enumerate(lines):
+        row, line_format = (1, fmt) if name in overlay else (2, ",.4~g")
+        fig.add_trace(go.Scatter(x=x, y=_values(lines[name]), name=name, mode="lines",
                                  line=dict(width=1.3, color=LINE_COLORS[i % len(LINE_COLORS)]),
-                                 hovertemplate=f"%{{y:{fmt}}}"), row=1, col=1)
+                                 hovertemplate=f"%{{y:{line_format}}}"), row=row, col=1)
     if trades is not None and len(trades):
         for trace in _trade_traces(go, trades, decimals):
             fig.add_trace(trace, row=1, col=1)
@@ -124,12 +127,23 @@ def price_figure(candles: pd.DataFrame, *, plots: dict[str, pd.Series] | None = 
         for pick, color in ((rising, UP), (~rising, DOWN)):  # two disjoint traces: each bar's time sent once
             fig.add_trace(go.Bar(x=x[pick], y=volume[pick], name="volume", showlegend=False, opacity=0.6,
                                  marker=dict(color=color, line=dict(width=0)),
-                                 hovertemplate="volume %{y:,.4~g}<extra></extra>"), row=2, col=1)
-        fig.update_yaxes(title_text="volume", row=2, col=1, tickformat=",.3~s")
+                                 hovertemplate="volume %{y:,.4~g}<extra></extra>"), row=len(heights), col=1)
+        fig.update_yaxes(title_text="volume", row=len(heights), col=1, tickformat=",.3~s")
+    if below:
+        fig.update_yaxes(title_text="indicators", row=2, col=1, tickformat=",.4~g")
     fig.update_yaxes(title_text="price", row=1, col=1, tickformat=",", hoverformat=fmt)
     fig.update_xaxes(type="date", rangeslider=dict(visible=False))
-    _layout(fig, title, height=620 if has_volume else 500)
+    _layout(fig, title, height=int(500 + 130 * (len(heights) - 1)))
     return fig
+
+
+def on_price_scale(values: np.ndarray, close: pd.Series) -> bool:
+    """Whether an indicator belongs over the candles (a moving average, a band) rather than in its own panel
+    (an RSI, a MACD): most of its values lie within 0.6x-1.4x of the close on the same bar."""
+    with np.errstate(all="ignore"):
+        ratio = values / close.to_numpy(dtype=float)
+    known = np.isfinite(ratio)
+    return bool(known.any()) and float(np.mean((ratio[known] > 0.6) & (ratio[known] < 1.4))) > 0.6
 
 
 def _trade_traces(go, trades: pd.DataFrame, decimals: int) -> list:
