@@ -69,6 +69,16 @@ def _times(index: Any) -> np.ndarray:
     return stamps.as_unit("ms").asi8.astype(np.float64)
 
 
+def _line_x(index: Any) -> dict[str, Any]:
+    """The x of a line on every bar of ``index``: ``x0`` and ``dx`` (two numbers) when the bars are evenly spaced,
+    else every time; a year of hourly bars then costs nothing for the times of each indicator or equity line."""
+    times = _times(index)
+    steps = np.diff(times)
+    if times.size > 2 and np.all(steps == steps[0]):
+        return {"x0": float(times[0]), "dx": float(steps[0])}
+    return {"x": times}
+
+
 def _values(values: Any) -> np.ndarray:
     """Float values as float32 when every one is small enough that float32 shows the same 2 decimals."""
     array = np.asarray(values, dtype=np.float64)
@@ -112,7 +122,7 @@ def price_figure(candles: pd.DataFrame, *, plots: dict[str, pd.Series] | None = 
         decreasing=dict(line=dict(color=DOWN, width=1), fillcolor=DOWN)), row=1, col=1)
     for i, name in enumerate(lines):
         row, line_format = (1, fmt) if name in overlay else (2, ",.4~g")
-        fig.add_trace(go.Scatter(x=x, y=_values(lines[name]), name=name, mode="lines",
+        fig.add_trace(go.Scatter(**_line_x(candles.index), y=_values(lines[name]), name=name, mode="lines",
                                  line=dict(width=1.3, color=LINE_COLORS[i % len(LINE_COLORS)]),
                                  hovertemplate=f"%{{y:{line_format}}}"), row=row, col=1)
     if trades is not None and len(trades):
@@ -219,14 +229,14 @@ def equity_figure(equity: pd.Series, *, benchmark: pd.Series | None = None, titl
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.7, 0.3])
-    x = _times(equity.index)
-    fig.add_trace(go.Scatter(x=x, y=_values(equity), name="strategy", mode="lines",
+    x = _line_x(equity.index)
+    fig.add_trace(go.Scatter(**x, y=_values(equity), name="strategy", mode="lines",
                              line=dict(color=EQUITY, width=1.5), hovertemplate="%{y:,.2f}"), row=1, col=1)
     if benchmark is not None:
-        fig.add_trace(go.Scatter(x=_times(benchmark.index), y=_values(benchmark), name="buy and hold",
+        fig.add_trace(go.Scatter(**_line_x(benchmark.index), y=_values(benchmark), name="buy and hold",
                                  mode="lines", line=dict(color=HOLD, width=1.2, dash="dot"),
                                  hovertemplate="%{y:,.2f}"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=_values(drawdown_pct(equity)), name="drawdown", mode="lines",
+    fig.add_trace(go.Scatter(**x, y=_values(drawdown_pct(equity)), name="drawdown", mode="lines",
                              fill="tozeroy", line=dict(color=LOSS, width=1), fillcolor="rgba(215,48,39,0.25)",
                              hovertemplate="%{y:,.2f} %"), row=2, col=1)
     fig.update_yaxes(title_text="equity", tickformat=",", row=1, col=1)
