@@ -364,3 +364,71 @@ def test_the_report_draws_its_charts_in_a_browser_with_the_network_cut_off(repor
     kinds = {(kind, name) for figure in drawn for kind, name, _ in figure}
     assert ("candlestick", "price") in kinds and ("scatter", "buy and hold") in kinds
     assert candles_drawn == len(data)
+
+
+# ---------------------------------------------------------------- optimize and walk-forward reports
+
+
+def run_systrade(folder: Path, *args: str) -> None:
+    import os
+    import subprocess
+
+    from conftest import STRATEGIES, systrade_exe
+
+    env = {k: v for k, v in os.environ.items() if k != "SYSTRADE_CONFIG"}
+    (folder / "systrade.toml").write_text(f'[strategies]\ndir = "{STRATEGIES.as_posix()}"\n')
+    result = subprocess.run([systrade_exe(), *args], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def search_folder(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    folder = tmp_path_factory.mktemp("search")
+    data = candles()
+    data.to_csv(folder / "candles.csv")
+    common = ["--data", "candles.csv", "--fees", str(FEE), "--cash", str(CASH), "--workers", "1", "--no-progress"]
+    run_systrade(folder, "optimize", "sma_cross", "--grid", "fast=3,5", "--grid", "slow=10,20", *common,
+                 "--json", "opt.json", "--report", "opt.html")
+    run_systrade(folder, "walkforward", "sma_cross", "--grid", "fast=3,5", "--grid", "slow=10,20", "--train", "40d",
+                 "--test", "20d", *common, "--json", "wf.json", "--report", "wf.html")
+    return folder, data
+
+
+def test_optimize_report_shows_the_best_combination_as_the_backtest_would(search_folder) -> None:
+    folder, data = search_folder
+    best = json.loads((folder / "opt.json").read_text())["best"]
+    params = best["params"]
+    run_systrade(folder, "backtest", "sma_cross", "--data", "candles.csv", "--fees", str(FEE), "--cash", str(CASH),
+                 *[arg for name, value in params.items() for arg in ("-p", f"{name}={value}")], "--json", "bt.json")
+    backtest = json.loads((folder / "bt.json").read_text())
+    page = read_page(folder / "opt.html")
+    assert len(traces(page, "heatmap")) == 1
+    (equity,) = traces(page, "scatter", "strategy")
+    (hold,) = traces(page, "scatter", "buy and hold")
+    assert values(equity["y"])[-1] == pytest.approx(backtest["final_equity"], rel=1e-5)
+    hold_values = values(hold["y"])
+    assert list(times(hold)) == list(data.index)
+    assert hold_values[-1] == pytest.approx(CASH * data["close"].iloc[-1] / data["open"].iloc[0], rel=1e-6)
+    text = re.sub(r"\s+", " ", " ".join(page.text))
+    assert "fees 0.10 % per fill" in text and f"best: {', '.join(f'{k} = {v}' for k, v in params.items())}" in text
+    assert any(t and t[0][1:4] == ["Jan", "Feb", "Mar"] for t in page.tables)  # the monthly returns
+    top = next(t for t in page.tables if t and t[0][:3] == ["#", "fast", "slow"])
+    assert len(top) == 5 and all(row[3].endswith(" %") for row in top[1:])  # total return shown as a percent
+    assert not [link for link in page.links if re.match(r"(https?:)?//", link)]
+
+
+def test_walkforward_report_shows_the_stitched_out_of_sample_equity_against_buy_and_hold(search_folder) -> None:
+    folder, data = search_folder
+    document = json.loads((folder / "wf.json").read_text())
+    page = read_page(folder / "wf.html")
+    (equity,) = traces(page, "scatter", "strategy")
+    (hold,) = traces(page, "scatter", "buy and hold")
+    stitched = pd.DatetimeIndex(pd.to_datetime(document["oos_equity"]["time"], utc=True))
+    assert list(times(equity)) == list(stitched)
+    start = data.index.get_loc(stitched[0])
+    expected = CASH * data["close"].iloc[-1] / data["open"].iloc[start]  # bought at the first tested open
+    assert values(hold["y"])[-1] == pytest.approx(expected, rel=1e-6)
+    assert values(equity["y"])[-1] == pytest.approx(document["oos_equity"]["equity"][-1], rel=1e-6)
+    text = re.sub(r"\s+", " ", " ".join(page.text))
+    assert "fees 0.10 % per fill" in text and "long only" in text
+    assert any(t and t[0][1:4] == ["Jan", "Feb", "Mar"] for t in page.tables)
