@@ -122,10 +122,11 @@ def metric_text(value: Any, kind: str) -> str:
 
 
 def metrics_table(metrics: dict[str, Any], fields: Iterable[tuple[str, str, str]] = METRIC_LABELS) -> str:
-    """Two columns, label and value, for the metrics present."""
-    rows = "".join(f"<tr><td>{html.escape(label)}</td><td class='num'>{metric_text(metrics.get(name), kind)}</td></tr>"
-                   for name, label, kind in fields if name in metrics)
-    return f"<table class='metrics'>{rows}</table>"
+    """Label and value of each metric present, in two tables side by side (returns and risk, then trades)."""
+    rows = [f"<tr><td>{html.escape(label)}</td><td class='num'>{metric_text(metrics.get(name), kind)}</td></tr>"
+            for name, label, kind in fields if name in metrics]
+    half = (len(rows) + 1) // 2
+    return "".join(f"<table class='metrics'>{''.join(part)}</table>" for part in (rows[:half], rows[half:]) if part)
 
 
 def _time_text(value: Any) -> str:
