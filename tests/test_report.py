@@ -432,3 +432,31 @@ def test_walkforward_report_shows_the_stitched_out_of_sample_equity_against_buy_
     text = re.sub(r"\s+", " ", " ".join(page.text))
     assert "fees 0.10 % per fill" in text and "long only" in text
     assert any(t and t[0][1:4] == ["Jan", "Feb", "Mar"] for t in page.tables)
+
+
+def test_a_shared_cash_run_starts_with_the_portfolio_against_equal_parts_held() -> None:
+    from systrade.backtest.report import render_report
+    from systrade.backtest.run import run_backtest
+    from systrade.data.load import Candles
+    from systrade.sim.rules import PositionRules
+    from systrade.strategy import Signals, Strategy
+
+    class Never(Strategy):
+        def signals(self, data):
+            return Signals(entries=data["close"] < 0)
+
+    first = candles()
+    second = first.copy()
+    second[["open", "high", "low", "close"]] *= np.linspace(1.0, 2.0, len(first))[:, None]
+    run = run_backtest(Never(), [Candles("AAA/USD", "1d", first, "test", False),
+                                 Candles("BBB/USD", "1d", second, "test", False)], PositionRules(), CASH,
+                       cash_sharing=True)
+    page = _Page()
+    page.feed(render_report(run))
+    (equity,) = traces(page, "scatter", "strategy")
+    (hold,) = traces(page, "scatter", "buy and hold")
+    assert set(values(equity["y"])) == {CASH}  # never trades: the cash stays
+    by_hand = CASH / 2 * (first["close"].iloc[-1] / first["open"].iloc[0]
+                          + second["close"].iloc[-1] / second["open"].iloc[0])
+    assert values(hold["y"])[-1] == pytest.approx(by_hand, rel=1e-6)
+    assert len(traces(page, "candlestick")) == 2

@@ -49,7 +49,8 @@ def _portfolio_section(run: BacktestRun) -> str:
     """A shared-cash run: the portfolio's equity against holding equal parts of every symbol."""
     equity = run.portfolio_metrics["equity"]
     share = run.initial_cash / len(run.results)
-    hold = sum(buy_and_hold(r.candles.frame, share).reindex(equity.index).ffill() for r in run.results)
+    # a symbol whose candles start later keeps its share as cash until its first open
+    hold = sum(buy_and_hold(r.candles.frame, share).reindex(equity.index).ffill().fillna(share) for r in run.results)
     return ("<section><h2>portfolio (shared cash)</h2>" + metrics_table(run.portfolio_metrics)
             + figure_html(equity_figure(equity, benchmark=hold,
                                         title="portfolio equity vs buy and hold (equal parts), drawdown"))
