@@ -11,4 +11,5 @@ class SmaCross(Strategy):
     def signals(self, data):
         fast = data["close"].rolling(self.fast).mean()
         slow = data["close"].rolling(self.slow).mean()
-        return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow))
+        return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow),
+                       plots={"fast": fast, "slow": slow})
