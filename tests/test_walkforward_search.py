@@ -86,9 +86,10 @@ def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_the_table_and_json_say_which_search_ran_and_count_each_windows_trials(workdir: Path) -> None:
     done = run(workdir, "--search", "random", "--trials", "6", "--seed", "3", "--grid", "fast=5:9:2",
-               "--grid", "slow=20:30:10", "--json", "wf.json")
+               "--grid", "slow=20:30:10", "--json", "wf.json", "--report", "wf.html")
     assert done.returncode == 0, done.stderr
     assert "random search, 6 trials per window, seed 3" in done.stdout
+    assert "out-of-sample equity" in (workdir / "wf.html").read_text()
     doc = json.loads((workdir / "wf.json").read_text())
     assert (doc["search"], doc["trials"], doc["seed"], doc["combos"]) == ("random", 6, 3, None)
     assert [w["seed"] for w in doc["windows"]] == [window_seed(3, n) for n in range(1, len(doc["windows"]) + 1)]
