@@ -170,12 +170,15 @@ def _cross(a: pd.Series, b: pd.Series | float, above: bool) -> pd.Series | None:
         y_prev = y_now = float(b)
     else:
         return None
-    out = np.zeros(len(x), dtype=bool)
-    if len(x) > 1:
-        if above:
-            out[1:] = (x[:-1] < y_prev) & (x[1:] > y_now)
-        else:
-            out[1:] = (x[:-1] > y_prev) & (x[1:] < y_now)
+    out = np.empty(len(x), dtype=bool)
+    out[:1] = False
+    rest = out[1:]  # written in place: one temporary instead of three and a copy
+    if above:
+        np.less(x[:-1], y_prev, out=rest)
+        rest &= x[1:] > y_now
+    else:
+        np.greater(x[:-1], y_prev, out=rest)
+        rest &= x[1:] < y_now
     return pd.Series(out, index=a.index, name=name)
 
 
