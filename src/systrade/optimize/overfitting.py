@@ -190,7 +190,7 @@ def pbo_cscv(block_stats: np.ndarray, n_blocks: int | None = None) -> float:
     instead of S/2, and identical columns give bit-identical Sharpe ratios, so ties are exact). The splits come in
     complementary pairs (the OS half of one is the IS half of the other), so a compiled loop (``pbo_kernel``)
     computes each half's N Sharpe ratios once and uses them for both splits of its pair: never a splits x
-    combinations matrix, and the subset sums take ``pbo_work_bytes`` (12 KB per combination at S = 16). Time
+    combinations matrix; the subset sums take ``pbo_kernel.pbo_work_bytes`` (12 KB per combination at S = 16). Time
     grows as C(S, S/2) / 2 * N: about 0.05 s per 1,000 combinations at S = 16 on one core.
     """
     stats = np.asarray(block_stats, dtype=float)
@@ -214,11 +214,6 @@ def pbo_cscv(block_stats: np.ndarray, n_blocks: int | None = None) -> float:
     left, right = _subset_sums(stats_t[:half]), _subset_sums(stats_t[half:])
     overfit = count_overfit_splits(left, right, _split_pairs(half), _ZERO_VAR_RTOL)
     return float(overfit / math.comb(n_s, half))
-
-
-def pbo_work_bytes(n_blocks: int, n_combos: int) -> int:
-    """Memory ``pbo_cscv`` needs besides its input: the subset sums of both halves (2 x 2^(S/2) x 3 x N floats)."""
-    return 2 * (1 << (n_blocks // 2)) * 3 * 8 * n_combos if n_blocks else 0
 
 
 def _split_pairs(half: int) -> np.ndarray:

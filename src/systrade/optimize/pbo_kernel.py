@@ -12,6 +12,11 @@ import numba
 import numpy as np
 
 
+def pbo_work_bytes(n_blocks: int, n_combos: int) -> int:
+    """Memory PBO needs besides the block sums: the subset sums of both halves (2 x 2^(S/2) x 3 x N floats)."""
+    return 2 * (1 << (n_blocks // 2)) * 3 * 8 * n_combos if n_blocks else 0
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _half_sharpes(left, right, rtol, out):
     """Per-bar Sharpe (ddof=1) of every column from its half's sums ``left + right`` (rows: count, sum, sum of
