@@ -7,6 +7,7 @@ boolean ``Signals`` on the data's index. Both executors (backtest and live) call
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import inspect
 import math
@@ -179,7 +180,7 @@ def _cross(a: pd.Series, b: pd.Series | float, above: bool) -> pd.Series | None:
     else:
         np.greater(x[:-1], y_prev, out=rest)
         rest &= x[1:] < y_now
-    return pd.Series(out, index=a.index, name=name)
+    return pd.Series(out, index=a.index, name=name, copy=False)  # ``out`` is ours: no copy
 
 
 def crossed_above(a: pd.Series, b: pd.Series | float) -> pd.Series:
@@ -291,8 +292,9 @@ class Strategy:
         return {name: getattr(self, name) for name in self.params()}
 
 
+@functools.lru_cache(maxsize=256)
 def snake_case(name: str) -> str:
-    """``SmaCross`` -> ``sma_cross``; ``MACDTrend`` -> ``macd_trend``."""
+    """``SmaCross`` -> ``sma_cross``; ``MACDTrend`` -> ``macd_trend`` (remembered: sweeps ask once per call)."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
