@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -171,7 +171,7 @@ def main() -> None:
     lines = [
         "## A billion bar-combinations (`benchmarks/sweep_1e9.py`)",
         "",
-        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine()}",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}",
         f"- Command: `python benchmarks/sweep_1e9.py --runs {args.runs} --rev {args.rev}` "
         f"(total {time.perf_counter() - started:.0f} s); code: {version}",
         f"- Load (`uptime`) before: `{load_before}`",

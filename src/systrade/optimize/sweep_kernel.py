@@ -82,6 +82,15 @@ def _trade_pnl(size, entry_price, entry_fees, exit_price, exit_fees, long):
     return val_diff - entry_fees - exit_fees
 
 
+@numba.njit(cache=True)
+def _skip_from(peak: float, mdd: float) -> float:
+    """The equity at or above which a bar's drawdown ``1 - equity / peak`` is certainly not deeper than ``mdd``
+    (a safe margin of 1e-12 for rounding), or inf when that cannot be said cheaply (odd peak or drawdown)."""
+    if 0.0 < peak < math.inf and 0.0 <= mdd < 0.999:
+        return peak * (1.0 - mdd) * (1.0 + 1e-12)
+    return math.inf
+
+
 # ------------------------------------------------------------------------------ the simulation
 
 
@@ -152,12 +161,13 @@ def _compile(rules_stamp: str):
         block_sum = 0.0
         block_sq = 0.0
         next_edge = edges[1] if n_blocks > 1 else stop + 1
+        skip_from = math.inf
         # _add(x, 0.0) is idempotent: after one quiet bar it changes nothing until the next fill
         settled = False
         for i in range(start, stop):
             # the steps are called only when they can act (a position with stops; a signal): most bars do nothing
-            signal = i > start and (long_entries[i - 1] or long_exits[i - 1] or short_entries[i - 1]
-                                    or short_exits[i - 1])
+            signal = i > start and (long_entries[i - 1] | long_exits[i - 1] | short_entries[i - 1]
+                                    | short_exits[i - 1])
             n_fills = 0
             if signal or (has_stops and state[0, fm.X_POSITION] != 0):
                 counts[fm.C_FILLS] = 0
@@ -248,6 +258,7 @@ def _compile(rules_stamp: str):
                 initial = equity
                 peak = equity
                 mdd = 1.0 - equity / peak
+                skip_from = _skip_from(peak, mdd)
             else:
                 if equity == prev and prev != 0.0 and np.isfinite(prev):
                     r = 0.0  # equity / prev is exactly 1
@@ -260,7 +271,7 @@ def _compile(rules_stamp: str):
                 down = r if r < 0 else 0.0  # a select, not a branch (adding 0.0 changes nothing)
                 down_sq += down * down
                 t = n_ret - 1
-                while block < n_blocks - 1 and t >= next_edge:
+                while t >= next_edge:  # next_edge is past the end once the last block is reached
                     blocks[block, 0] = block_n
                     blocks[block, 1] = block_sum
                     blocks[block, 2] = block_sq
@@ -273,14 +284,16 @@ def _compile(rules_stamp: str):
                     block_n += 1.0
                     block_sum += r
                     block_sq += r * r
-                peak = max(peak, equity)
-                # the drawdown needs a division only when it may beat the deepest so far (a safe margin: the
-                # bars skipped are those whose drawdown is certainly not larger)
-                if not (0.0 < equity < math.inf and 0.0 < peak < math.inf and 0.0 <= mdd < 0.999
-                        and equity >= peak * (1.0 - mdd) * (1.0 + 1e-12)):
+                top = max(peak, equity)
+                if top != peak:
+                    skip_from = _skip_from(top, mdd)
+                peak = top
+                # the drawdown needs a division only when it may beat the deepest so far
+                if not (0.0 < equity < math.inf and equity >= skip_from):
                     dd = 1.0 - equity / peak
                     if dd > mdd:
                         mdd = dd
+                        skip_from = _skip_from(peak, mdd)
             prev = equity
         if n_blocks > 0:
             blocks[block, 0] = block_n
