@@ -18,7 +18,8 @@ and the same metrics for every combination both evaluated (one untimed run of ea
 every combination in the JSON), compared field by field with `==` (bit for bit). The timed runs' top tables must
 equal the reference's first rows too.
 
-Run from the repository root: ``python benchmarks/sweep_1e9.py [--runs 3] [--rev 98ff904] [--skip-memory]``.
+Run from the repository root: ``python benchmarks/sweep_1e9.py [--runs 3] [--rev 98ff904] [--skip-memory]
+[--reference ref.json]``.
 Figures go to this script's section of BENCHMARKS.md.
 """
 
@@ -113,18 +114,25 @@ def same_top(reference: dict, ours: dict) -> bool:
     return ours["top"] == reference["top"][:len(ours["top"])]
 
 
-def speed_case(runs: int, rev: str, work: Path, data: Path) -> tuple[list[dict], list[str], bool, dict]:
+def speed_case(runs: int, rev: str, work: Path, data: Path,
+               saved: Path | None) -> tuple[list[dict], list[str], bool, dict | None]:
     args = ["sma_cross", "--data", str(data), *SPEED_GRID, *SPEED_ARGS]
     everything = ["--top", "100000"]
-    with tempfile.TemporaryDirectory() as scratch:
-        other = Path(scratch) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(other), rev], cwd=REPO, check=True,
-                       capture_output=True)
-        try:
-            ref_run = run(other, [*args, *everything, "--json", str(work / "reference.json")], other)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=REPO, capture_output=True)
-    reference = json.loads((work / "reference.json").read_text())
+    ref_run = None
+    if saved is not None and saved.exists():  # the reference's output from an earlier run of this script
+        reference = json.loads(saved.read_text())
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            other = Path(scratch) / "tree"
+            subprocess.run(["git", "worktree", "add", "--detach", str(other), rev], cwd=REPO, check=True,
+                           capture_output=True)
+            try:
+                ref_run = run(other, [*args, *everything, "--json", str(work / "reference.json")], other)
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=REPO, capture_output=True)
+        reference = json.loads((work / "reference.json").read_text())
+        if saved is not None:
+            saved.write_text(json.dumps(reference))
     run(REPO, [*args, *everything, "--json", str(work / "all.json")], work)  # also warms numba's disk cache
     found = differences(reference, json.loads((work / "all.json").read_text()))
     timed = []
@@ -135,7 +143,8 @@ def speed_case(runs: int, rev: str, work: Path, data: Path) -> tuple[list[dict],
         found += [f"timed run: {d}" for d in differences(reference, doc) if not d.startswith("combination")]
         top_equal &= same_top(reference, doc)
         timed.append(figures)
-    print(f"reference {rev}: {ref_run['wall']:.1f} s wall, {ref_run['cpu']:.1f} s CPU", flush=True)
+    if ref_run is not None:
+        print(f"reference {rev}: {ref_run['wall']:.1f} s wall, {ref_run['cpu']:.1f} s CPU", flush=True)
     return timed, found, top_equal, ref_run
 
 
@@ -152,6 +161,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rev", default="98ff904", help="reference revision whose results must be identical")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--reference", type=Path, help="JSON file keeping the reference's output: written after "
+                        "running the reference revision, read instead of running it when it exists (same data, "
+                        "same grid: the generator is seeded)")
     args = parser.parse_args()
     load_before = uptime()
     version = code_version()
@@ -159,7 +171,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         data = make_data(work)
-        timed, found, top_equal, ref_run = speed_case(args.runs, args.rev, work, data)
+        timed, found, top_equal, ref_run = speed_case(args.runs, args.rev, work, data, args.reference)
         memory = None if args.skip_memory else memory_case(work, data)
     identical = not found and top_equal
     for problem in found[:20]:
@@ -189,8 +201,10 @@ def main() -> None:
         *rows,
         "",
         f"Median: **{wall:.2f} s wall, {cpu:.2f} CPU s** (goal: at most 10 s wall on 2 cores; with two free cores "
-        f"the wall time is about CPU / 2 plus the serial start-up). Revision `{args.rev}` on the same data: "
-        f"{ref_run['wall']:.1f} s wall, {ref_run['cpu']:.1f} CPU s (run once, with `--top 100000`).",
+        f"the wall time is about CPU / 2 plus the serial start-up). "
+        + (f"Revision `{args.rev}` on the same data: {ref_run['wall']:.1f} s wall, {ref_run['cpu']:.1f} CPU s "
+           "(run once, with `--top 100000`)." if ref_run else
+           f"The reference output of `{args.rev}` was read from `{args.reference}` (an earlier run of it)."),
         "",
         f"Results identical to `{args.rev}` (best parameters and metrics, DSR, PBO, luck inputs, every combination's "
         f"metrics, the top table): **{'yes' if identical else 'NO'}**"
