@@ -523,15 +523,10 @@ def call_signals(strategy: Strategy, data: pd.DataFrame) -> dict[str, np.ndarray
     a call that runs past the timeout (``--timeout``) is stopped. pandas' copy-on-write keeps whatever the
     strategy changes away from ``data``.
     """
-    name = strategy.strategy_name()
-    declared = type(strategy).inputs
-    if declared:
-        strategy.inputs = aligned_inputs(data, declared, name)
-    result = _guarded(strategy, data.copy(deep=False), f" on {len(data)} candles")
-    return validate_signals(result, data, name)
+    return call_signals_with_plots(strategy, data, plots=False)[0]
 
 
-def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame
+def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame, plots: bool = True
                             ) -> tuple[dict[str, np.ndarray | None], dict[str, pd.Series]]:
     """``call_signals`` plus the strategy's validated ``plots`` (for reports; sweeps skip their checks)."""
     name = strategy.strategy_name()
@@ -539,7 +534,7 @@ def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame
     if declared:
         strategy.inputs = aligned_inputs(data, declared, name)
     result = _guarded(strategy, data.copy(deep=False), f" on {len(data)} candles")
-    return validate_signals(result, data, name), validate_plots(result, data, name)
+    return validate_signals(result, data, name), validate_plots(result, data, name) if plots else {}
 
 
 def _guarded(strategy: Strategy, argument: Any, size: str = "") -> Any:
