@@ -1,0 +1,95 @@
+"""The dashboard's application: the checks made before it listens, and the FastAPI app reading the ledger."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from systrade.config import Settings
+from systrade.errors import UserError
+from systrade.live.ledger import Ledger
+from systrade.web.ledger_view import open_read_only
+
+TOKEN_VARIABLE = "SYSTRADE_WEB_TOKEN"
+STATIC = Path(__file__).with_name("static")
+
+
+@dataclass
+class Dashboard:
+    """What every request reads: the settings, the ledger (read-only) and the token for actions (None: read-only)."""
+
+    settings: Settings
+    ledger: Ledger
+    token: str | None
+    quote: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.quote = next(iter(self.settings.paper.balances), "USDT")  # as `paper status` values the account
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: addresses only this machine can reach."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def web_token() -> str | None:
+    """The token that allows halt and resume, from the environment only (empty counts as unset)."""
+    return os.environ.get(TOKEN_VARIABLE) or None
+
+
+def check_listen(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without a token: anyone who reaches the port could halt the bots."""
+    if not is_loopback(host) and token is None:
+        raise UserError(f"--host {host} is reachable from other machines; set {TOKEN_VARIABLE} to a long random "
+                        "secret first (it guards halt and resume), or listen on 127.0.0.1")
+
+
+def create_app(settings: Settings, token: str | None = None, loopback: bool = True) -> FastAPI:
+    """The dashboard for ``settings``' ledger (which must exist: a missing one is a ``UserError``)."""
+    from systrade.web import api, pages
+
+    dashboard = Dashboard(settings, open_read_only(settings.paper.database), token)
+    app = FastAPI(title="systrade dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.dashboard = dashboard
+    app.add_exception_handler(api.ApiError, api.api_error)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if loopback:
+        app.middleware("http")(_local_host_only)
+    return app
+
+
+async def _local_host_only(request: Request, call_next):
+    """On a loopback address, answer only requests addressed to it (a web page elsewhere cannot reach the
+    dashboard through a DNS name it points at 127.0.0.1)."""
+    host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+    if not is_loopback(host):
+        return JSONResponse({"error": f"host {host!r} is not served; open the dashboard at http://127.0.0.1"},
+                            status_code=400)
+    return await call_next(request)
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Check, then listen until stopped (Ctrl-C)."""
+    import uvicorn
+
+    token = web_token()
+    check_listen(host, token)
+    app = create_app(settings, token, loopback=is_loopback(host))
+    mode = "halt and resume need the token" if token else f"read-only ({TOKEN_VARIABLE} is not set)"
+    shown = f"[{host}]" if ":" in host else host
+    print(f"systrade web: http://{shown}:{port}/ ({mode}); Ctrl-C stops it", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
