@@ -164,7 +164,8 @@ def candles(request: Request, name: str, limit: int = 500) -> Response:
     document["plots"] = {k: [None if v != v else v for v in s.tolist()] for k, s in overlay["plots"].items()}
     document["note"] = overlay["error"]
     figure = charts.price_figure(frame, plots=overlay["plots"] or None, trades=trips if len(trips) else None,
-                                 fills=fills if len(fills) else None, title=f"{name}: {bot['symbol']} {bot['timeframe']}")
+                                 fills=fills if len(fills) else None,
+                                 title=f"{name}: {bot['symbol']} {bot['timeframe']}")
     _add_signal_markers(figure, frame, overlay["signals"])
     document["figure"] = json.loads(figure.to_json())
     return answer(document)
@@ -182,13 +183,18 @@ def _add_signal_markers(figure, frame, signals: dict[str, list[str]]) -> None:
             continue
         symbol, colour, side = looks[column]
         index = pd.DatetimeIndex(times)
-        figure.add_scatter(x=index, y=frame.loc[index, side] * (0.997 if side == "low" else 1.003), mode="markers",
+        epoch_ms = index.tz_convert("UTC").tz_localize(None).as_unit("ms").asi8.astype(float)  # as charts sends x
+        figure.add_scatter(x=epoch_ms, y=frame.loc[index, side] * (0.997 if side == "low" else 1.003), mode="markers",
                            name=f"signal: {column.replace('_', ' ')}",
                            marker={"symbol": symbol, "size": 8, "color": colour}, row=1, col=1)
 
 
 def _records(frame) -> list[dict[str, Any]]:
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+    """Rows of a frame as JSON objects: times as ISO strings, a missing time or value as null."""
+    import pandas as pd
+
+    return [{k: None if v is None or (not isinstance(v, str) and pd.isna(v)) else
+             v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
             for row in frame.to_dict("records")]
 
 
