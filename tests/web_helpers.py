@@ -123,11 +123,13 @@ class PaperSite:
         self.fake.stop()
 
 
-def paper_site(folder: Path, ticks: int = 3) -> PaperSite:
+def paper_site(folder: Path, ticks: int = 3, bots: list[dict] | None = None, candles: pd.DataFrame | None = None,
+               history: int = 50) -> PaperSite:
     """Two bots on BTC/USDT ticked ``ticks`` times by `systrade paper run --once`: ``btc-flip`` trades every bar,
-    ``btc-long`` buys once and holds; the fake's candles are also written to the candle store."""
-    candles = flat_candles(80, pd.Timestamp("2024-05-01", tz="UTC"), "1min", period=6.0)
-    fake = FakeBinance(clock_ms=int(candles.index[50].value // 1_000_000) + 30_000, spread_bps=0,
+    ``btc-long`` buys once and holds (or ``bots``); the fake's closed candles are also in the candle store."""
+    if candles is None:
+        candles = flat_candles(80, pd.Timestamp("2024-05-01", tz="UTC"), "1min", period=6.0)
+    fake = FakeBinance(clock_ms=int(candles.index[history].value // 1_000_000) + 30_000, spread_bps=0,
                        book_qty=1e6).start()
     fake.add_market("BTC/USDT", candles, tick_size=0.01, step_size=0.00001, min_qty=0.00001)
     fake.set_balances({"USDT": 10_000.0, "BTC": 0.0})
@@ -135,10 +137,10 @@ def paper_site(folder: Path, ticks: int = 3) -> PaperSite:
     strategies.mkdir(parents=True, exist_ok=True)
     (strategies / "alternate.py").write_text(ALTERNATE)
     (strategies / "always_long.py").write_text(ALWAYS_LONG)
-    bots = [sma_bot(name="btc-flip", strategy=str(strategies / "alternate.py"), params={}, size=1.0,
-                    size_type="amount", capital_fraction=0.5, candles=30),
-            sma_bot(name="btc-long", strategy=str(strategies / "always_long.py"), params={}, size=0.5,
-                    size_type="amount", capital_fraction=0.5, candles=30)]
+    bots = bots or [sma_bot(name="btc-flip", strategy=str(strategies / "alternate.py"), params={}, size=1.0,
+                            size_type="amount", capital_fraction=0.5, candles=30),
+                    sma_bot(name="btc-long", strategy=str(strategies / "always_long.py"), params={}, size=0.5,
+                            size_type="amount", capital_fraction=0.5, candles=30)]
     config = paper_config(folder / "systrade.toml", fake, bots)
     site = PaperSite(folder, config, fake, candles)
     for _ in range(ticks):

@@ -60,6 +60,13 @@ def _status(dashboard) -> dict[str, Any]:
     return ledger_status.status(ledger, dashboard.quote, ledger_status.last_prices(ledger))
 
 
+@router.get("/info")
+def info(request: Request) -> Response:
+    """What the pages need once: the account's currency and whether halt and resume are allowed."""
+    dashboard = _dashboard(request)
+    return answer({"quote": dashboard.quote, "read_only": dashboard.token is None})
+
+
 @router.get("/status")
 def status(request: Request) -> Response:
     """The account and every bot, as ``systrade paper status --json``."""

@@ -121,10 +121,20 @@ function card(label, value, cls) {
 
 // ---------------------------------------------------------------- pages
 
+let informed = null;
+async function information() {
+  if (!informed) {
+    informed = await getJSON("/api/info");
+    const mode = document.getElementById("mode");
+    if (mode) mode.textContent = (informed.read_only ? "read-only (SYSTRADE_WEB_TOKEN not set)" : "halt/resume need the token") + " · ";
+  }
+  return informed;
+}
+
 async function overview() {
   const [status, ticks, trades, events] = await Promise.all([
     getJSON("/api/status"), getJSON("/api/ticks"), getJSON("/api/trades?limit=10"), getJSON("/api/events?limit=12")]);
-  const quote = Object.keys(status.balances)[0] || "";
+  const quote = (await information()).quote;
   document.getElementById("account").replaceChildren(
     card(`equity (${quote})`, money(status.equity, quote)), card(`cash (${quote})`, money(status.cash, quote)),
     card("bots", status.bots.length), card("halted", status.bots.filter((b) => b.halted).length));
@@ -144,7 +154,13 @@ let chartsAt = 0;
 async function overviewCharts() {
   const equity = await getJSON("/api/equity");
   if (equity.figure) draw("account-chart", equity.figure);
-  else document.getElementById("account-chart").replaceChildren(el("p", "no equity yet: no bot has traded", "note"));
+  else document.getElementById("account-chart").replaceChildren(el("p", "no equity yet: no candles stored for the bots' markets", "note"));
+  const lines = Object.entries(equity.bots).map(([name, curve]) => ({
+    type: "scatter", mode: "lines", name, x: curve.time, y: curve.equity, hovertemplate: "%{y:,.2f}" }));
+  if (lines.length) draw("bots-chart", { data: lines, layout: {
+    template: equity.figure ? equity.figure.layout.template : undefined, height: 320, hovermode: "x unified",
+    margin: { l: 60, r: 20, t: 20, b: 30 }, yaxis: { title: { text: `equity (${equity.quote})` }, tickformat: "," },
+    legend: { orientation: "h", y: 1.08, x: 1, xanchor: "right" } } });
 }
 
 const botName = page === "bot" ? decodeURIComponent(location.pathname.split("/").pop()) : null;
@@ -226,6 +242,7 @@ async function eventsPage(more) {
 
 async function refresh() {
   try {
+    await information();
     if (page === "overview") {
       await overview();
       if (Date.now() - chartsAt > 3 * POLL_MS) { chartsAt = Date.now(); await overviewCharts(); }
