@@ -187,6 +187,16 @@ def test_a_host_beyond_this_machine_needs_the_token(site: PaperSite) -> None:
     assert "SYSTRADE_WEB_TOKEN" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_a_port_in_use_is_refused_in_one_line(site: PaperSite) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = site.cli("web", "--port", str(taken.getsockname()[1]))
+    assert done.returncode == 2 and "--port" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_missing_ledger_is_named(tmp_path: Path, site: PaperSite) -> None:
     config = tmp_path / "systrade.toml"
     missing = tmp_path / "nowhere" / "paper.sqlite"

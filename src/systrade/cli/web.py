@@ -15,8 +15,8 @@ def web(
 ) -> None:
     """A dashboard of the paper bots in the browser, and a JSON API, reading the ledger while the daemon runs.
 
-    Halt and resume need SYSTRADE_WEB_TOKEN (without it the dashboard is read-only). Exit code 2: no ledger yet,
-    or a non-loopback --host without the token.
+    Halt and resume need SYSTRADE_WEB_TOKEN (without it the dashboard is read-only). Exit code 2: no ledger
+    yet, a non-loopback --host without the token, or a port in use.
     """
     from systrade.web.app import serve
 

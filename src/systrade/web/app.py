@@ -82,12 +82,31 @@ async def _local_host_only(request: Request, call_next):
     return await call_next(request)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another program listens on, in one line (rather than the server's own error)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UserError(f"--host {host} is not an address of this machine ({exc}); e.g. --host 127.0.0.1") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host} port {port} ({exc.strerror or exc}); another program may use "
+                            "it: pick another with --port") from None
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
     """Check, then listen until stopped (Ctrl-C)."""
     import uvicorn
 
     token = web_token()
     check_listen(host, token)
+    check_port_free(host, port)
     app = create_app(settings, token, loopback=is_loopback(host))
     mode = "halt and resume need the token" if token else f"read-only ({TOKEN_VARIABLE} is not set)"
     shown = f"[{host}]" if ":" in host else host
