@@ -12,12 +12,20 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from fakes.telegram import FakeWebhook
 from web_helpers import TOKEN, PaperSite, free_port, paper_site
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory):
-    site = paper_site(tmp_path_factory.mktemp("web"), ticks=3)
+def webhook():
+    with FakeWebhook().start() as hook:
+        yield hook
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, webhook: FakeWebhook):
+    site = paper_site(tmp_path_factory.mktemp("web"), ticks=3,
+                      extra_config=f'[[notify.webhooks]]\nurl = "{webhook.url}/hook"\n')
     yield site
     site.close()
 
@@ -130,7 +138,8 @@ def test_reading_never_writes_the_ledger(site: PaperSite, url: str) -> None:
     assert ledger_state(site) == before
 
 
-def test_halt_and_resume_need_the_token_and_write_as_paper_halt(site: PaperSite, url: str) -> None:
+def test_halt_and_resume_need_the_token_and_write_as_paper_halt(site: PaperSite, url: str,
+                                                               webhook: FakeWebhook) -> None:
     before = ledger_state(site)
     for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": TOKEN},
                     {"Authorization": f"Basic {TOKEN}"}):
@@ -138,17 +147,21 @@ def test_halt_and_resume_need_the_token_and_write_as_paper_halt(site: PaperSite,
         assert refused.status_code == 401 and "SYSTRADE_WEB_TOKEN" in refused.json()["error"]
     assert ledger_state(site) == before  # a refused action writes nothing
     done = httpx.post(url + "/api/bots/btc-flip/halt", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert done.status_code == 200 and done.json() == {"halted": ["btc-flip"]}
+    assert done.status_code == 200 and done.json() == {"halted": ["btc-flip"], "warnings": []}
     bots = {b["name"]: b for b in site.json_of("paper", "status")["bots"]}
     assert bots["btc-flip"]["halted"] and not bots["btc-long"]["halted"]
+    announced = [d.body for d in webhook.received if d.body.get("event") == "halt"]
+    assert [(a["bot"], a["event"]) for a in announced] == [("btc-flip", "halt")]  # told, as `paper halt` tells
     via_web = bots["btc-flip"]["halted_reason"]
     assert site.cli("paper", "halt", "btc-long").returncode == 0  # the command line's halt writes the same
     assert {b["name"]: b["halted_reason"] for b in site.json_of("paper", "status")["bots"]} == {
         "btc-flip": via_web, "btc-long": via_web}
     kinds = [(e["bot"], e["kind"], e["message"]) for e in httpx.get(url + "/api/events", params={"limit": 2}).json()]
     assert kinds == [("btc-long", "halt", via_web), ("btc-flip", "halt", via_web)]
+    announced = [d.body for d in webhook.received if d.body.get("event") == "halt"]
+    assert announced[1]["message"].replace("btc-long", "btc-flip") == announced[0]["message"]
     assert httpx.post(url + "/api/bots/btc-flip/resume", headers={"Authorization": f"Bearer {TOKEN}"}).json() == {
-        "resumed": ["btc-flip"]}
+        "resumed": ["btc-flip"], "warnings": []}
     assert site.cli("paper", "resume", "btc-long").returncode == 0
     assert not any(b["halted"] for b in site.json_of("paper", "status")["bots"])
 

@@ -124,7 +124,7 @@ class PaperSite:
 
 
 def paper_site(folder: Path, ticks: int = 3, bots: list[dict] | None = None, candles: pd.DataFrame | None = None,
-               history: int = 50) -> PaperSite:
+               history: int = 50, extra_config: str = "") -> PaperSite:
     """Two bots on BTC/USDT ticked ``ticks`` times by `systrade paper run --once`: ``btc-flip`` trades every bar,
     ``btc-long`` buys once and holds (or ``bots``); the fake's closed candles are also in the candle store."""
     if candles is None:
@@ -142,6 +142,8 @@ def paper_site(folder: Path, ticks: int = 3, bots: list[dict] | None = None, can
                     sma_bot(name="btc-long", strategy=str(strategies / "always_long.py"), params={}, size=0.5,
                             size_type="amount", capital_fraction=0.5, candles=30)]
     config = paper_config(folder / "systrade.toml", fake, bots)
+    with open(config, "a") as fh:
+        fh.write(extra_config)
     site = PaperSite(folder, config, fake, candles)
     for _ in range(ticks):
         site.tick()

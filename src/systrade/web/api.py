@@ -259,15 +259,15 @@ def _set_halted(request: Request, name: str, halted: bool) -> Response:
     dashboard = _dashboard(request)
     _bot_row(dashboard, name)
     try:
-        names = ledger_view.halt(dashboard.settings.paper.database, name, halted)
+        names, warnings = ledger_view.halt(dashboard.settings, name, halted)
     except UserError as exc:
         raise ApiError(409, str(exc)) from None
-    return answer({"halted" if halted else "resumed": names})
+    return answer({"halted" if halted else "resumed": names, "warnings": warnings})
 
 
 @router.post("/bots/{name}/halt")
 def halt(request: Request, name: str) -> Response:
-    """Stop the bot from trading until resumed, written as ``systrade paper halt NAME`` writes it."""
+    """Stop the bot from trading until resumed, written and announced as ``systrade paper halt NAME`` does it."""
     return _set_halted(request, name, True)
 
 

@@ -1,7 +1,8 @@
 """The ledger as the dashboard reads it: opened read-only (SQLite ``mode=ro``), never created nor upgraded.
 
-Only a halt or a resume writes, and it goes through ``Ledger.set_halted`` exactly as ``systrade paper halt``
-does (``halt``); everything else reads through a connection SQLite refuses to write on.
+Only a halt or a resume writes, and it goes through ``live.control.set_halted`` exactly as ``systrade paper halt``
+does (``halt``: written in the ledger, announced to the notify targets); everything else reads through a
+connection SQLite refuses to write on.
 """
 
 from __future__ import annotations
@@ -46,14 +47,17 @@ def open_read_only(url: str) -> Ledger:
                         "first, which creates it") from None
 
 
-def halt(url: str, name: str, halted: bool) -> list[str]:
-    """Halt or resume one bot through the ledger, as ``systrade paper halt|resume`` does."""
+def halt(settings, name: str, halted: bool) -> tuple[list[str], list[str]]:
+    """Halt or resume one bot as ``systrade paper halt|resume`` does: the names changed, and warnings about
+    notify targets that could not be told."""
+    from systrade.live.control import set_halted
     from systrade.live.lock import check_writable
 
+    url = settings.paper.database
     check_writable(url)
     ledger = Ledger(url, create=False)
     try:
-        return ledger.set_halted(name, halted, HALT_REASON if halted else "")
+        return set_halted(ledger, name, halted, HALT_REASON, settings=settings)
     finally:
         ledger.engine.dispose()
 

@@ -82,7 +82,7 @@ async function act(bot, action) {
     say(`${action} refused: ${body.error}`, true);
   } else {
     sessionStorage.setItem(TOKEN_KEY, token);
-    say(`${action === "halt" ? "halted" : "resumed"}: ${bot}`);
+    say(`${action === "halt" ? "halted" : "resumed"}: ${bot}` + (body.warnings.length ? " (" + body.warnings.join("; ") + ")" : ""));
   }
   refresh();
 }
