@@ -7,9 +7,11 @@ import csv
 import hmac
 import io
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -29,11 +31,30 @@ class ApiError(Exception):
         self.status = status
 
 
-def answer(document: Any, status: int = 200) -> Response:
+def as_json(document: Any) -> str:
     """Strict JSON (NaN and infinities as null), as ``--json`` writes it."""
     from systrade.backtest.output import clean
 
-    return Response(json.dumps(clean(document), allow_nan=False), status_code=status, media_type="application/json")
+    return json.dumps(clean(document), allow_nan=False)
+
+
+def answer(document: Any, status: int = 200) -> Response:
+    return Response(as_json(document), status_code=status, media_type="application/json")
+
+
+def cached_answer(dashboard, key: str, build: Callable[[], Any]) -> Response:
+    """The JSON of ``build()``, reused while the ledger (and the candle store's file, part of ``key``) is unchanged."""
+    return Response(dashboard.cached(key, lambda: as_json(build())), media_type="application/json")
+
+
+def _store_version(dashboard, bot: dict[str, Any]) -> str:
+    from systrade.data.store import SeriesKey
+
+    path = SeriesKey(bot["exchange"], bot["symbol"], bot["timeframe"]).path(dashboard.settings.data.dir)
+    try:
+        return str(path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return "none"
 
 
 def _dashboard(request: Request):
@@ -57,7 +78,12 @@ def _bot_row(dashboard, name: str) -> dict[str, Any]:
 
 def _status(dashboard) -> dict[str, Any]:
     ledger = dashboard.ledger
-    return ledger_status.status(ledger, dashboard.quote, ledger_status.last_prices(ledger))
+    return dashboard.cached("status", lambda: ledger_status.status(ledger, dashboard.quote,
+                                                                   ledger_status.last_prices(ledger)))
+
+
+def _trades(dashboard) -> list[dict[str, Any]]:
+    return dashboard.cached("trades", lambda: ledger_status.trades(dashboard.ledger))
 
 
 @router.get("/info")
@@ -74,7 +100,7 @@ def status(request: Request) -> Response:
 
 
 def _filtered_trades(dashboard, bot: str | None, symbol: str | None, side: str | None) -> list[dict[str, Any]]:
-    rows = ledger_status.trades(dashboard.ledger)
+    rows = _trades(dashboard)
     return [r for r in reversed(rows) if (not bot or r["bot"] == bot) and (not symbol or r["symbol"] == symbol)
             and (not side or r["side"] == side)]
 
@@ -140,7 +166,7 @@ def _bot_history(dashboard, bot: dict[str, Any], limit: int):
     """The bot's stored candles (or None), its fills and its equity curve on those candles."""
     candles = history.stored_candles(dashboard.settings.data.dir, bot["exchange"], bot["symbol"], bot["timeframe"],
                                      limit)
-    fills = history.bot_fills(ledger_status.trades(dashboard.ledger), bot["name"], bot["timeframe"])
+    fills = history.bot_fills(_trades(dashboard), bot["name"], bot["timeframe"])
     closes = candles["close"] if candles is not None else None
     return candles, fills, history.equity_curve(bot["cash"], bot["position"], fills, closes)
 
@@ -149,13 +175,24 @@ def _bot_history(dashboard, bot: dict[str, Any], limit: int):
 def candles(request: Request, name: str, limit: int = 500) -> Response:
     """The bot's last ``limit`` stored candles with its strategy's signals and plots, its fills and round trips,
     and the figure the page draws (``figure``: Plotly JSON from ``charts.price_figure``)."""
+    dashboard = _dashboard(request)
+    bot, limit = _bot_row(dashboard, name), _limit(limit)
+    return cached_answer(dashboard, f"candles {name} {limit} {_store_version(dashboard, bot)}",
+                         lambda: _candles_document(dashboard, bot, limit))
+
+
+def _candles_document(dashboard, bot: dict[str, Any], limit: int) -> dict[str, Any]:
     from systrade import charts
     from systrade.web.overlay import strategy_overlay
 
-    dashboard = _dashboard(request)
-    bot = _bot_row(dashboard, name)
-    frame, fills, _ = _bot_history(dashboard, bot, _limit(limit))
+    name = bot["name"]
+    frame, fills, _ = _bot_history(dashboard, bot, limit)
     trips = history.round_trips(fills)
+    if frame is not None and len(frame):  # what falls on the candles drawn (a long history stays light)
+        shown_from = frame.index[0]
+        fills = fills[fills["time"] >= shown_from].reset_index(drop=True)
+        trips = trips[trips["exit_time"].isna() | (pd.to_datetime(trips["exit_time"], utc=True) >= shown_from)]
+        trips = trips.reset_index(drop=True)
     document: dict[str, Any] = {"bot": name, "symbol": bot["symbol"], "timeframe": bot["timeframe"],
                                 "exchange": bot["exchange"], "candles": [], "signals": {}, "plots": {},
                                 "fills": _records(fills), "trades": _records(trips), "note": None, "figure": None}
@@ -163,7 +200,7 @@ def candles(request: Request, name: str, limit: int = 500) -> Response:
         document["note"] = (f"no stored candles for {bot['symbol']} {bot['timeframe']} on {bot['exchange']}; "
                             f"`systrade data download --exchange {bot['exchange']} --symbol {bot['symbol']} "
                             f"--timeframe {bot['timeframe']}` stores them")
-        return answer(document)
+        return document
     overlay = strategy_overlay(_bot_settings(dashboard, name), dashboard.settings.strategies.folders, frame)
     document["candles"] = [{"time": t.isoformat(), **row} for t, row in zip(frame.index, frame.to_dict("records"),
                                                                               strict=True)]
@@ -175,13 +212,11 @@ def candles(request: Request, name: str, limit: int = 500) -> Response:
                                  title=f"{name}: {bot['symbol']} {bot['timeframe']}")
     _add_signal_markers(figure, frame, overlay["signals"])
     document["figure"] = json.loads(figure.to_json())
-    return answer(document)
+    return document
 
 
 def _add_signal_markers(figure, frame, signals: dict[str, list[str]]) -> None:
     """The strategy's own entry and exit signals as small marks above and below the bars they were given on."""
-    import pandas as pd
-
     looks = {"entries": ("triangle-up-open", "#2e7d32", "low"), "exits": ("triangle-down-open", "#c62828", "high"),
              "short_entries": ("triangle-down-open", "#6a1b9a", "high"),
              "short_exits": ("triangle-up-open", "#ef6c00", "low")}
@@ -198,8 +233,6 @@ def _add_signal_markers(figure, frame, signals: dict[str, list[str]]) -> None:
 
 def _records(frame) -> list[dict[str, Any]]:
     """Rows of a frame as JSON objects: times as ISO strings, a missing time or value as null."""
-    import pandas as pd
-
     return [{k: None if v is None or (not isinstance(v, str) and pd.isna(v)) else
              v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
             for row in frame.to_dict("records")]
@@ -208,14 +241,20 @@ def _records(frame) -> list[dict[str, Any]]:
 @router.get("/bots/{name}/equity")
 def equity(request: Request, name: str, limit: int = 500) -> Response:
     """The bot's equity and drawdown at each stored candle's close (``figure``: ``charts.equity_figure``)."""
+    dashboard = _dashboard(request)
+    bot, limit = _bot_row(dashboard, name), _limit(limit)
+    return cached_answer(dashboard, f"equity {name} {limit} {_store_version(dashboard, bot)}",
+                         lambda: _equity_document(dashboard, bot, limit))
+
+
+def _equity_document(dashboard, bot: dict[str, Any], limit: int) -> dict[str, Any]:
     from systrade import charts
 
-    dashboard = _dashboard(request)
-    bot = _bot_row(dashboard, name)
-    _, _, curve = _bot_history(dashboard, bot, _limit(limit))
-    return answer({"bot": name, "quote": bot["quote"], **_curve_document(curve),
-                   "figure": json.loads(charts.equity_figure(curve, title=f"{name}: equity ({bot['quote']})")
-                                        .to_json()) if len(curve) else None})
+    name = bot["name"]
+    _, _, curve = _bot_history(dashboard, bot, limit)
+    figure = charts.equity_figure(curve, title=f"{name}: equity ({bot['quote']})") if len(curve) else None
+    return {"bot": name, "quote": bot["quote"], **_curve_document(curve),
+            "figure": json.loads(figure.to_json()) if figure is not None else None}
 
 
 def _curve_document(curve) -> dict[str, Any]:
@@ -226,22 +265,27 @@ def _curve_document(curve) -> dict[str, Any]:
 @router.get("/equity")
 def account_equity(request: Request, limit: int = 500) -> Response:
     """The account's equity (its bots' curves summed, plus what no bot holds) and each bot's curve."""
+    dashboard, limit = _dashboard(request), _limit(limit)
+    stores = " ".join(_store_version(dashboard, bot) for bot in _status(dashboard)["bots"])
+    return cached_answer(dashboard, f"account {limit} {stores}", lambda: _account_document(dashboard, limit))
+
+
+def _account_document(dashboard, limit: int) -> dict[str, Any]:
     from systrade import charts
 
-    dashboard = _dashboard(request)
     report = _status(dashboard)
     curves, total_bots = {}, 0.0
     for bot in report["bots"]:
         if bot["quote"] != dashboard.quote or bot["equity"] is None:
             continue
-        curves[bot["name"]] = _bot_history(dashboard, bot, _limit(limit))[2]
+        curves[bot["name"]] = _bot_history(dashboard, bot, limit)[2]
         total_bots += bot["equity"]
     account = history.account_curve(list(curves.values()), report["equity"], total_bots)
-    return answer({"quote": dashboard.quote, **_curve_document(account),
-                   "bots": {name: {"time": [t.isoformat() for t in c.index], "equity": c.tolist()}
-                            for name, c in curves.items()},
-                   "figure": json.loads(charts.equity_figure(account, title=f"account equity ({dashboard.quote})")
-                                        .to_json()) if len(account) else None})
+    figure = charts.equity_figure(account, title=f"account equity ({dashboard.quote})") if len(account) else None
+    return {"quote": dashboard.quote, **_curve_document(account),
+            "bots": {name: {"time": [t.isoformat() for t in c.index], "equity": c.tolist()}
+                     for name, c in curves.items()},
+            "figure": json.loads(figure.to_json()) if figure is not None else None}
 
 
 def _check_token(request: Request) -> None:

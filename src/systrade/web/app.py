@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -14,24 +17,57 @@ from fastapi.staticfiles import StaticFiles
 
 from systrade.config import Settings
 from systrade.errors import UserError
-from systrade.live.ledger import Ledger
+from systrade.live.ledger import Ledger, sqlite_file
 from systrade.web.ledger_view import open_read_only
 
 TOKEN_VARIABLE = "SYSTRADE_WEB_TOKEN"
 STATIC = Path(__file__).with_name("static")
 
 
+CACHE_SECONDS = 30.0  # the longest a read of an unchanged ledger file is reused (a safety net)
+
+
 @dataclass
 class Dashboard:
-    """What every request reads: the settings, the ledger (read-only) and the token for actions (None: read-only)."""
+    """What every request reads: the settings, the ledger (read-only) and the token for actions (None: read-only).
+
+    Pages poll every few seconds; reading every fill for each answer would cost seconds per poll on a large
+    ledger, so what was read is reused until the ledger's file or its write-ahead log changes (any commit
+    changes one of them).
+    """
 
     settings: Settings
     ledger: Ledger
     token: str | None
     quote: str = field(init=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.quote = next(iter(self.settings.paper.balances), "USDT")  # as `paper status` values the account
+
+    def _ledger_version(self) -> tuple | None:
+        """The SQLite ledger's and its WAL's modification times and sizes (None for other databases)."""
+        path = sqlite_file(self.settings.paper.database)
+        if path is None:
+            return None
+        version = []
+        for part in (path, path.with_name(path.name + "-wal")):
+            try:
+                stat = os.stat(part)
+                version.append((stat.st_mtime_ns, stat.st_size))
+            except FileNotFoundError:
+                version.append(None)
+        return tuple(version)
+
+    def cached(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()``, or what it returned last while the ledger has not changed (never to be modified)."""
+        version, now = self._ledger_version(), time.monotonic()
+        hit = self._cache.get(name)
+        if version is not None and hit is not None and hit[0] == version and now - hit[1] < CACHE_SECONDS:
+            return hit[2]
+        value = build()
+        self._cache[name] = (version, now, value)
+        return value
 
 
 def is_loopback(host: str) -> bool:
