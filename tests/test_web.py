@@ -122,6 +122,20 @@ def test_account_equity_is_its_bots_and_its_unallocated_cash(site: PaperSite, ur
     assert set(document["bots"]) == {"btc-flip", "btc-long"}
 
 
+def test_without_stored_candles_the_page_says_how_to_store_them(site: PaperSite, url: str) -> None:
+    stored = site.folder / "data" / "binance" / "BTC_USDT-1m.parquet"
+    aside = stored.with_name("aside.parquet")
+    stored.rename(aside)
+    try:
+        document = httpx.get(url + "/api/bots/btc-long/candles").json()
+    finally:
+        aside.rename(stored)
+    assert document["candles"] == [] and document["figure"] is None
+    assert "systrade data download binance BTC/USDT --timeframe 1m --since" in document["note"]
+    assert [f["price"] for f in document["fills"]] == [
+        t["price"] for t in site.json_of("paper", "trades") if t["bot"] == "btc-long"]
+
+
 def test_unknown_bot_is_a_404_naming_it(url: str) -> None:
     for answer in (httpx.get(url + "/api/bots/ghost/candles"), httpx.get(url + "/api/bots/ghost/equity"),
                    httpx.post(url + "/api/bots/ghost/halt", headers={"Authorization": f"Bearer {TOKEN}"})):

@@ -198,8 +198,9 @@ def _candles_document(dashboard, bot: dict[str, Any], limit: int) -> dict[str, A
                                 "fills": _records(fills), "trades": _records(trips), "note": None, "figure": None}
     if frame is None:
         document["note"] = (f"no stored candles for {bot['symbol']} {bot['timeframe']} on {bot['exchange']}; "
-                            f"`systrade data download --exchange {bot['exchange']} --symbol {bot['symbol']} "
-                            f"--timeframe {bot['timeframe']}` stores them")
+                            f"`systrade data download {bot['exchange']} {bot['symbol']} --timeframe "
+                            f"{bot['timeframe']} --since <date>` stores them (`systrade data update` keeps them "
+                            "current)")
         return document
     overlay = strategy_overlay(_bot_settings(dashboard, name), dashboard.settings.strategies.folders, frame)
     document["candles"] = [{"time": t.isoformat(), **row} for t, row in zip(frame.index, frame.to_dict("records"),
