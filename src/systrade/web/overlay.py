@@ -6,7 +6,6 @@ from typing import Any
 
 import pandas as pd
 
-from systrade.errors import UserError
 from systrade.strategy import build_strategy, load_strategy, validate_signals
 
 
@@ -20,7 +19,7 @@ def strategy_overlay(bot: Any, folders: list[str], candles: pd.DataFrame) -> dic
         strategy = build_strategy(load_strategy(bot.strategy, folders), bot.params)
         result = strategy.signals(candles.copy(deep=False))
         arrays = validate_signals(result, candles, strategy.strategy_name())
-    except (UserError, Exception) as exc:  # a strategy's own mistake must not take the page down
+    except Exception as exc:  # a UserError or a strategy's own mistake must not take the page down
         return {**empty, "error": f"strategy {bot.strategy}: {exc}"}
     signals = {column: [t.isoformat() for t in candles.index[values]] for column, values in arrays.items()
                if values is not None}
