@@ -214,6 +214,24 @@ def test_a_host_beyond_this_machine_needs_the_token(site: PaperSite) -> None:
     assert "SYSTRADE_WEB_TOKEN" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_the_ledger_is_opened_read_only_wherever_it_lives(tmp_path: Path) -> None:
+    from systrade.live.ledger import Ledger
+    from systrade.web.ledger_view import open_read_only
+
+    url = f"sqlite:///{tmp_path / 'my ledgers #1 100%' / 'paper.sqlite'}"
+    writer = Ledger(url)
+    writer.ensure_account({"USDT": 100.0})
+    writer.ensure_bot("bot", "sma_cross", "binance", "BTC/USDT", "1h", 100.0)
+    writer.engine.dispose()
+    reader = open_read_only(url)
+    assert [b.name for b in reader.bots()] == ["bot"]
+    with pytest.raises(Exception, match="readonly|read-only"):
+        reader.set_halted("bot", True)
+    reader.engine.dispose()
+    assert not Ledger(url, create=False).bot("bot").halted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my ledgers #1 100%"]  # no stray file elsewhere
+
+
 def test_a_port_in_use_is_refused_in_one_line(site: PaperSite) -> None:
     import socket
 

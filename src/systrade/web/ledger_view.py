@@ -25,7 +25,8 @@ def read_only_url(url: str) -> str:
     path = sqlite_file(url)
     if path is None:
         return url
-    return f"sqlite:///file:{quote(path.as_posix())}?mode=ro&uri=true"
+    # Quoted twice: SQLAlchemy unquotes the URL's path once, and SQLite reads the rest as a URI (%20, %23 for #).
+    return f"sqlite:///file:{quote(quote(path.as_posix()))}?mode=ro&uri=true"
 
 
 def missing_ledger(url: str) -> Path | None:
