@@ -22,4 +22,5 @@ class SmaCross(Strategy):
 
     def signals(self, data):
         fast, slow = self.fast_ma(data), self.slow_ma(data)
-        return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow))
+        return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow),
+                       plots={"fast": fast, "slow": slow})
