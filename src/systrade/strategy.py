@@ -7,6 +7,7 @@ boolean ``Signals`` on the data's index. Both executors (backtest and live) call
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import inspect
 import math
@@ -178,13 +179,16 @@ def _cross(a: pd.Series, b: pd.Series | float, above: bool) -> pd.Series | None:
         y_prev = y_now = float(b)
     else:
         return None
-    out = np.zeros(len(x), dtype=bool)
-    if len(x) > 1:
-        if above:
-            out[1:] = (x[:-1] < y_prev) & (x[1:] > y_now)
-        else:
-            out[1:] = (x[:-1] > y_prev) & (x[1:] < y_now)
-    return pd.Series(out, index=a.index, name=name)
+    out = np.empty(len(x), dtype=bool)
+    out[:1] = False
+    rest = out[1:]  # written in place: one temporary instead of three and a copy
+    if above:
+        np.less(x[:-1], y_prev, out=rest)
+        rest &= x[1:] > y_now
+    else:
+        np.greater(x[:-1], y_prev, out=rest)
+        rest &= x[1:] < y_now
+    return pd.Series(out, index=a.index, name=name, copy=False)  # ``out`` is ours: no copy
 
 
 def crossed_above(a: pd.Series, b: pd.Series | float) -> pd.Series:
@@ -296,8 +300,9 @@ class Strategy:
         return {name: getattr(self, name) for name in self.params()}
 
 
+@functools.lru_cache(maxsize=256)
 def snake_case(name: str) -> str:
-    """``SmaCross`` -> ``sma_cross``; ``MACDTrend`` -> ``macd_trend``."""
+    """``SmaCross`` -> ``sma_cross``; ``MACDTrend`` -> ``macd_trend`` (remembered: sweeps ask once per call)."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
@@ -523,15 +528,10 @@ def call_signals(strategy: Strategy, data: pd.DataFrame) -> dict[str, np.ndarray
     a call that runs past the timeout (``--timeout``) is stopped. pandas' copy-on-write keeps whatever the
     strategy changes away from ``data``.
     """
-    name = strategy.strategy_name()
-    declared = type(strategy).inputs
-    if declared:
-        strategy.inputs = aligned_inputs(data, declared, name)
-    result = _guarded(strategy, data.copy(deep=False), f" on {len(data)} candles")
-    return validate_signals(result, data, name)
+    return call_signals_with_plots(strategy, data, plots=False)[0]
 
 
-def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame
+def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame, plots: bool = True
                             ) -> tuple[dict[str, np.ndarray | None], dict[str, pd.Series]]:
     """``call_signals`` plus the strategy's validated ``plots`` (for reports; sweeps skip their checks)."""
     name = strategy.strategy_name()
@@ -539,7 +539,7 @@ def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame
     if declared:
         strategy.inputs = aligned_inputs(data, declared, name)
     result = _guarded(strategy, data.copy(deep=False), f" on {len(data)} candles")
-    return validate_signals(result, data, name), validate_plots(result, data, name)
+    return validate_signals(result, data, name), validate_plots(result, data, name) if plots else {}
 
 
 def _guarded(strategy: Strategy, argument: Any, size: str = "") -> Any:
