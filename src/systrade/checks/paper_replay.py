@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from systrade.backtest.request import BacktestOptions, prepare_backtest, with_market_rules
-from systrade.checks.warmup import measure_warmup
+from systrade.checks.warmup import warmup_for_ticks
 from systrade.config import BotSettings, Settings, allocate_capital
 from systrade.data.load import Candles, load_candles
 from systrade.errors import UserError
@@ -72,7 +72,7 @@ def run_replay(options: BacktestOptions, settings: Settings, history: int | None
         strategy, rules, candles, cash = prepared.strategy, prepared.rules, prepared.candles[0], prepared.cash
         bot = replay_bot_settings(strategy.strategy_name(), candles.symbol, candles.timeframe, rules,
                                   strategy.param_values, history)
-    warmup = measure_warmup(strategy, candles.frame).warmup if len(candles.frame) >= 10 else 0
+    warmup = warmup_for_ticks(strategy, candles.frame)
     result = replay(ref, candles.frame, bot, rules, cash, warmup=warmup, on_bar=on_bar)
     return ReplayRun(ref, bot, options.strategy in bots, candles, rules, warmup, result)
 

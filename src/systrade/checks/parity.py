@@ -24,7 +24,7 @@ import pandas as pd
 from systrade.backtest.engine import simulate
 from systrade.backtest.request import PreparedBacktest
 from systrade.checks.common import SIGNAL_COLUMNS, raw_signals
-from systrade.checks.warmup import measure_warmup
+from systrade.checks.warmup import warmup_for_ticks
 from systrade.errors import UserError
 from systrade.live.replay import ReplayMarket, ReplayResult, replay, replay_bot_settings
 from systrade.sim.rules import PositionRules, resolve_signals
@@ -217,7 +217,7 @@ def check_parity(prepared: PreparedBacktest, ref: StrategyRef, history: int | No
         raise UserError("check parity compares one symbol; give one --symbol or one --data file")
     candles = prepared.candles[0]
     strategy, rules = prepared.strategy, prepared.rules
-    warmup = measure_warmup(strategy, candles.frame).warmup if len(candles.frame) >= 10 else 0
+    warmup = warmup_for_ticks(strategy, candles.frame)
     run = prepared.run()
     backtest = [trade_record(row) for _, row in run.results[0].trades.iterrows()]
     bot = replay_bot_settings(strategy.strategy_name(), candles.symbol, candles.timeframe, rules,

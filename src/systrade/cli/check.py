@@ -23,7 +23,7 @@ def _inputs(options: BacktestOptions):
 
     config = settings()
     return load_check_inputs(options.strategy, options.params, config.strategies.folders, config.data.dir,
-                             options.data_file, options.exchange, options.symbols[0] if options.symbols else None,
+                             options.data_file, options.exchange, list(options.symbols),
                              options.timeframe, options.start, options.end, date_format=options.date_format,
                              max_file_mb=config.data.max_file_mb)
 
@@ -45,9 +45,9 @@ def lookahead(strategy: str = STRATEGY, json_path: str | None = JSON, options: B
     check_output_path(json_path, "--json")
     inputs = _inputs(options)
     _note(inputs.candles)
-    report = check_lookahead(inputs.strategy, inputs.candles.frame)
+    report = check_lookahead(inputs.strategy, inputs.data)
     if json_path:
-        write_json(json_path, {**report.to_dict(), "data_source": inputs.candles.source,
+        write_json(json_path, {**report.to_dict(), "symbols": inputs.symbols, "data_source": inputs.candles.source,
                                "synthetic": inputs.candles.synthetic})
     style = "bold red" if report.biased else "green"
     out.print(f"[{style}]{report.message()}[/] ({report.seconds:.2f} s)", highlight=False)
@@ -65,9 +65,9 @@ def warmup(strategy: str = STRATEGY, json_path: str | None = JSON, options: Back
     check_output_path(json_path, "--json")
     inputs = _inputs(options)
     _note(inputs.candles)
-    report = measure_warmup(inputs.strategy, inputs.candles.frame)
+    report = measure_warmup(inputs.strategy, inputs.data)
     if json_path:
-        write_json(json_path, {**report.to_dict(), "data_source": inputs.candles.source,
+        write_json(json_path, {**report.to_dict(), "symbols": inputs.symbols, "data_source": inputs.candles.source,
                                "synthetic": inputs.candles.synthetic})
     out.print(f"{report.message()} ({report.seconds:.2f} s)", highlight=False)
 
