@@ -155,6 +155,9 @@ class BotSettings(_Strict):
                           'or "kis" (Korea Investment & Securities)')
     symbol: str = Field(examples=["BTC/USDT"], description="the market traded (alpaca: a ticker such as AAPL; kis: "
                         "a 6-digit KRX code such as 005930)")
+    symbols: list[str] | None = Field(None, min_length=2, examples=[["BTC/USDT", "ETH/USDT"]], description="instead "
+                                      "of symbol: the markets a strategy trading several symbols together trades "
+                                      "with one capital (its own `symbols` list)")
     mode: Literal["paper", "sandbox"] | None = Field(None, examples=["sandbox"], description='"paper" (simulated '
                                                      'fills) or "sandbox" (real orders on the venue\'s paper '
                                                      "account); default: [paper] mode")
@@ -181,6 +184,46 @@ class BotSettings(_Strict):
                                            "losing this fraction of its equity in a UTC day")
     candles: int | None = Field(None, ge=2, le=5000, examples=[300], description="history per tick (default: the "
                                 "strategy's warmup + 250)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _symbol_or_symbols(cls, data: Any) -> Any:
+        """``symbols = [...]`` (several traded together) or ``symbol = "..."``, never both; ``symbol`` is then the
+        first of them (its quote currency is the bot's)."""
+        if isinstance(data, dict) and data.get("symbols") is not None:
+            name = data.get("name", "?")
+            if data.get("symbol") is not None:
+                raise ValueError(f"bot {name} sets both symbol and symbols; keep symbols for a strategy trading "
+                                 "several symbols together, else symbol")
+            listed = data["symbols"]
+            if isinstance(listed, list) and listed and all(isinstance(x, str) for x in listed):
+                if len(set(listed)) != len(listed):
+                    raise ValueError(f"bot {name} lists a symbol twice in symbols; list each once")
+                return {**data, "symbol": listed[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_quote(self) -> BotSettings:
+        if self.symbols:
+            quotes = {bot_quote(self.exchange, symbol) for symbol in self.symbols}
+            if len(quotes) > 1:
+                raise ValueError(f"bot {self.name} trades {', '.join(self.symbols)}, priced in different currencies; "
+                                 "one capital needs symbols of one quote currency")
+            for option in ("max_position", "daily_loss_limit"):
+                if getattr(self, option) is not None:
+                    raise ValueError(f"bot {self.name}: {option} is not available for a bot trading several symbols "
+                                     "yet; remove it")
+        return self
+
+    @property
+    def traded(self) -> list[str]:
+        """Every symbol the bot trades: its ``symbols``, else its one ``symbol``."""
+        return list(self.symbols) if self.symbols else [self.symbol]
+
+    @property
+    def market_text(self) -> str:
+        """The symbols as the ledger and `paper status` name the bot's market."""
+        return ", ".join(self.traded)
 
     @model_validator(mode="after")
     def _one_capital(self) -> BotSettings:
