@@ -238,6 +238,25 @@ class BotSettings(_Strict):
         return bot_quote(self.exchange, self.symbol)
 
 
+def check_bot_symbols(bot, cls) -> None:
+    """A strategy trading several symbols together runs in a bot listing exactly them (``symbols = [...]``); a
+    one-symbol strategy in a bot with one ``symbol``."""
+    wanted = list(cls.symbols)
+    if wanted and bot.symbols is None:
+        raise UserError(f"bot {bot.name}: strategy {cls.strategy_name()} trades {', '.join(wanted)} together; give the "
+                        f"bot symbols = {_toml_list(wanted)} instead of symbol")
+    if not wanted and bot.symbols is not None:
+        raise UserError(f"bot {bot.name}: strategy {cls.strategy_name()} trades one symbol; give the bot symbol = "
+                        f"\"{bot.symbols[0]}\" instead of symbols")
+    if wanted and [s.upper() for s in bot.symbols] != [s.upper() for s in wanted]:
+        raise UserError(f"bot {bot.name}: symbols = {_toml_list(bot.symbols)} differs from the list strategy "
+                        f"{cls.strategy_name()} trades; give symbols = {_toml_list(wanted)}")
+
+
+def _toml_list(symbols: list[str]) -> str:
+    return "[" + ", ".join(f'"{s}"' for s in symbols) + "]"
+
+
 class PaperSettings(_Strict):
     """Paper trading: the ledger, the simulated account and the bots (`systrade paper run`)."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from systrade.checks.common import Together
 from systrade.checks.lookahead import LookaheadReport, check_lookahead
 from systrade.checks.warmup import DataTooShort, measure_warmup
-from systrade.config import Settings
+from systrade.config import Settings, check_bot_symbols
 from systrade.data.load import Candles
 from systrade.errors import UserError
 from systrade.strategy import build_strategy, load_strategy
@@ -44,6 +44,7 @@ def preflight(settings: Settings) -> list[BotCheck]:
     checks = []
     for bot in settings.paper.bots:
         ref = load_strategy(bot.strategy, settings.strategies.folders)
+        check_bot_symbols(bot, ref.cls)
         strategy = build_strategy(ref, bot.params)
         traded = [_check_candles(settings, bot, symbol, i) for i, symbol in enumerate(bot.traded)]
         candles = traded[0]
