@@ -169,3 +169,24 @@ def test_config_mistakes_exit_2_with_a_clear_message(tmp_path: Path, strategy_fi
     assert result.returncode == 2, result.stdout + result.stderr
     assert words in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
     assert not (tmp_path / "paper.sqlite").exists()
+
+
+def test_start_up_checks_cover_every_symbol(tmp_path: Path, strategy_file: str) -> None:
+    """No stored candles: each symbol gets its own synthetic series. Momentum over 4 bars needs 5 candles, and an
+    entry compares with the bar before: 6 (worked out by hand)."""
+    from systrade.checks.preflight import preflight
+
+    peeking = tmp_path / "peek.py"
+    peeking.write_text(ROTATION.replace("class CoinRotation", "class PeekRotation").replace(
+        "momentum = closes / closes.shift(self.lookback) - 1", "momentum = closes.shift(-1) / closes - 1"))
+    with FakeBinance(clock_ms=ms(pd.Timestamp("2024-05-01 00:40", tz="UTC"))) as fake:
+        config = paper_config(tmp_path / "systrade.toml", fake, [
+            {**rotation_bot(strategy_file), "candles": None},
+            {**rotation_bot(str(peeking)), "name": "peek", "candles": None}])
+        text = config.read_text().replace("candles = null\n", "")
+        config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("candles")) + "\n")
+        checks = {c.bot: c for c in preflight(load_settings(str(config)))}
+    honest = checks["rotation"]
+    assert all(symbol in honest.source for symbol in COINS) and not honest.lookahead.biased
+    assert honest.warmup == 6
+    assert checks["peek"].lookahead.biased and checks["peek"].lookahead.symbol in COINS

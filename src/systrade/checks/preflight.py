@@ -59,8 +59,11 @@ def preflight(settings: Settings) -> list[BotCheck]:
             try:
                 warmup = measure_warmup(strategy, data).warmup
             except DataTooShort as short:
-                raise UserError(f"bot {bot.name}: {short}; store more candles of {candles.symbol} or set the bot's "
-                                "`candles` (the history each tick fetches)") from None
+                # A strategy that looks ahead changes its signals with later candles, so no history is ever enough:
+                # the lookahead finding is what the start-up reports, and the bot keeps its default history.
+                if not lookahead.biased:
+                    raise UserError(f"bot {bot.name}: {short}; store more candles of {candles.symbol} or set the "
+                                    "bot's `candles` (the history each tick fetches)") from None
             _CHECKED[key] = (lookahead, warmup)
         source = candles.note if candles.synthetic else candles.source
         symbols = ", ".join(c.symbol for c in traded)
