@@ -140,6 +140,9 @@ class SweepSession:
         """One cash-sharing portfolio per combination, simulated one at a time in this process."""
         from systrade.optimize.portfolio import PortfolioRunner, portfolio_job
 
+        if options.cluster:
+            raise UserError(f"strategy {cls.strategy_name()} trades several symbols together: its search runs in this "
+                            "process, one combination at a time; drop --cluster")
         prepared = self.prepared
         by_symbol = prepared.rules_by_symbol or {c.symbol: prepared.rules for c in prepared.candles}
         self.job = portfolio_job(cls, self.grid, prepared.candles, by_symbol, prepared.cash, prepared.year_days)
