@@ -552,13 +552,6 @@ def aligned_inputs(data: pd.DataFrame, declared: Sequence[str], name: str) -> di
     return {symbol: frames[symbol].reindex(data.index) for symbol in declared}
 
 
-def refuse_several_symbols(cls, what: str) -> None:
-    """Strategies trading several symbols together are backtested; the other commands do not take them yet."""
-    if cls.symbols:
-        raise UserError(f"strategy {cls.strategy_name()} trades {', '.join(cls.symbols)} together, which {what} does "
-                        "not support yet; run `systrade backtest` on it")
-
-
 def call_signals_together(strategy: Strategy, datas: dict[str, pd.DataFrame]) -> dict[str, dict]:
     """Call a multi-symbol strategy's ``signals`` once with ``{symbol: frame}`` and validate each symbol's result
     against its own frame (the same errors as ``call_signals``)."""
