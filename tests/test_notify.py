@@ -205,3 +205,63 @@ def test_telegram_without_its_token_is_refused_before_anything_is_written(tmp_pa
     run = cli(config, "paper", "run", "--once", token=None)
     assert run.returncode == 2 and "SYSTRADE_TELEGRAM_TOKEN" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and tree(tmp_path) == before
+
+
+def test_paper_halt_and_resume_from_the_command_line_are_announced_once_per_target(tmp_path, exchange, telegram,
+                                                                                   webhook) -> None:
+    config = notify_config(tmp_path, exchange, telegram, webhook)
+    assert cli(config, "paper", "run", "--once").returncode == 0  # the ledger, with the bot and one fill message
+    halted = cli(config, "paper", "halt", "btc-sma")
+    assert halted.returncode == 0, halted.stdout + halted.stderr
+    resumed = cli(config, "paper", "resume", "btc-sma")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    events = [(r.body["event"], r.body["bot"]) for r in webhook.received]
+    assert events == [("fill", "btc-sma"), ("halt", "btc-sma"), ("resume", "btc-sma")]
+    texts = [html.unescape(m.text) for m in telegram.messages]
+    assert len(texts) == 3 and "halted" in texts[1] and "btc-sma" in texts[1] and "resumed" in texts[2]
+    unsent = sqlite3.connect(tmp_path / "paper.sqlite").execute(
+        "select count(*) from notifications where sent is null").fetchone()[0]
+    assert unsent == 0
+
+
+def test_a_halt_without_the_telegram_token_still_halts_and_leaves_the_message_for_the_daemon(
+        tmp_path, exchange, telegram, webhook) -> None:
+    config = notify_config(tmp_path, exchange, telegram, webhook)
+    assert cli(config, "paper", "run", "--once").returncode == 0
+    halted = cli(config, "paper", "halt", "btc-sma", token=None)
+    assert halted.returncode == 0, halted.stdout + halted.stderr
+    assert "SYSTRADE_TELEGRAM_TOKEN" in halted.stdout + halted.stderr  # says why Telegram was not told
+    assert [r.body["event"] for r in webhook.received] == ["fill", "halt"]  # the webhook needs no token
+    assert len(telegram.messages) == 1
+    rows = sqlite3.connect(tmp_path / "paper.sqlite").execute(
+        "select target, event from notifications where sent is null").fetchall()
+    assert rows == [("telegram", "halt")]  # the next daemon start sends it
+    assert cli(config, "paper", "run", "--once").returncode == 0
+    assert len(telegram.messages) == 2 and "btc-sma halted" in html.unescape(telegram.messages[1].text)
+
+
+def until(probe, timeout: float = 30.0):
+    """``probe()``'s first truthy answer, polled (a deadline, not a timing assertion)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = probe()
+        if answer:
+            return answer
+        time.sleep(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+def test_a_slow_target_never_holds_up_the_publisher(telegram: FakeTelegram, tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    notifier = Notifier([TelegramTarget("42", telegram.url, TOKEN, timeout=1)], ledger=ledger, backoff=0.1).start()
+    telegram.fail("slow", "/bot", slow_seconds=4)
+    notifier.publish(fill_notice())  # returns at once: the request is sent by the worker
+    first = until(lambda: telegram.requests[0] if telegram.requests else None)
+    assert first.fault == "slow" and first.status is None  # still unanswered while the publisher has moved on
+    assert notifier.flush(30)
+    sent = [r for r in telegram.requests if r.path.endswith("/sendMessage")]
+    assert [r.fault for r in sent[:2]] == ["slow", None] and sent[1].status == 200  # timed out, retried, delivered
+    assert ledger.unsent_notifications() == []
+    notifier.stop()

@@ -11,7 +11,7 @@ from systrade.data.load import load_candles
 from systrade.errors import UserError
 from systrade.optimize.grid import build_grid
 from systrade.optimize.sweep import SweepJob, evaluate
-from systrade.reuse import indicator_cache
+from systrade.reuse import _IndicatorMethod, indicator_cache
 from systrade.sim.rules import PositionRules
 
 CALLS: list[tuple[str, int]] = []
@@ -125,14 +125,18 @@ def test_cache_is_bounded_in_bytes_and_arrays_are_shared_read_only() -> None:
         assert cache.hits == 1
 
 
-def test_the_bundled_sma_cross_gives_the_same_sweep_with_a_reusing_twin() -> None:
+def test_the_bundled_sma_cross_reuses_its_averages_and_sweeps_exactly_like_the_plain_one() -> None:
+    """The bundled sma_cross declares its averages with @indicator: the same metrics, bit for bit, as its plain
+    twin that computes both averages in every call, with each distinct average computed once."""
     from systrade.strategy import load_from_path
 
-    twin = load_from_path(str(REPO / "benchmarks" / "strategies" / "sma_cross_reuse.py")).cls
+    plain = load_from_path(str(REPO / "benchmarks" / "strategies" / "sma_cross_plain.py")).cls
     bundled = load_from_path(str(STRATEGIES / "sma_cross.py")).cls
-    a = evaluate(job(twin), 0, 15, job(twin).full_window())
+    assert all(isinstance(vars(bundled)[name], _IndicatorMethod) for name in ("fast_ma", "slow_ma"))
+    a = evaluate(job(plain), 0, 15, job(plain).full_window())
     b = evaluate(job(bundled), 0, 15, job(bundled).full_window())
     np.testing.assert_array_equal(a.metrics, b.metrics)
+    np.testing.assert_array_equal(a.blocks, b.blocks)
 
 
 def test_a_reusing_strategy_file_is_shipped_to_workers_by_value() -> None:

@@ -58,6 +58,23 @@ class Ordered(Strategy):
         return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow))
 '''
 
+SEEN: list[tuple[int, int]] = []
+
+
+class Recording(Strategy):
+    """Records every parameter set its signals() is called with; refuses fast >= slow."""
+
+    fast = Param(10, low=2, high=100, step=1)
+    slow = Param(30, low=5, high=400, step=5)
+
+    def valid(self):
+        return self.fast < self.slow
+
+    def signals(self, data):
+        SEEN.append((self.fast, self.slow))
+        return Signals(entries=data["close"] > data["open"], exits=data["close"] < data["open"])
+
+
 CONTINUOUS = '''
 from systrade import Param, Signals, Strategy
 
@@ -152,7 +169,9 @@ def test_tpe_finds_a_better_than_median_combination(run_cli, workdir: Path) -> N
     grid = optimize_json(run_cli, workdir, "sma_cross", "--grid", "fast=2:30:1", "--grid", "slow=10:100:5",
                          "--workers", "2", name="grid.json")
     sharpes = [row["sharpe"] for row in grid["top"] if row["sharpe"] is not None]
-    assert grid["combos"] == 29 * 19 and grid["search"] == "grid" and grid["seed"] is None
+    # sma_cross refuses fast >= slow: by hand, slow=10 loses fast 10..30 (21), 15 loses 16, 20: 11, 25: 6, 30: 1
+    assert grid["combos"] == 29 * 19 - 55 and grid["skipped_invalid"] == 55
+    assert grid["search"] == "grid" and grid["seed"] is None
     tpe = optimize_json(run_cli, workdir, "sma_cross", "--grid", "fast=2:30:1", "--grid", "slow=10:100:5",
                         "--search", "tpe", "--trials", "48", "--workers", "2", name="tpe.json")
     assert tpe["trials"] == 48
@@ -184,7 +203,8 @@ def test_a_constraint_removes_exactly_the_combinations_it_should(run_cli, workdi
     # by hand: slow=8 keeps fast 5..7 (3), slow=10 keeps 5..9 (5), slow=12 keeps 5..11 (7), slow=14 keeps 5..12 (8)
     assert doc["combos"] == 3 + 5 + 7 + 8 == 23 and doc["skipped_invalid"] == 32 - 23
     assert all(row["params"]["fast"] < row["params"]["slow"] for row in doc["top"])
-    plain = optimize_json(run_cli, workdir, "sma_cross", *grid, name="plain.json")
+    (workdir / "unordered.py").write_text(CONSTRAINED.replace("def valid(self):", "def unused(self):"))
+    plain = optimize_json(run_cli, workdir, "unordered.py", *grid, name="plain.json")
     assert plain["combos"] == 32 and plain["skipped_invalid"] == 0
     same = {tuple(sorted(r["params"].items())): r for r in plain["top"]}
     for row in doc["top"]:  # valid combinations give the same results as without the constraint
@@ -302,3 +322,29 @@ def test_a_tpe_search_on_a_dask_cluster_gives_the_same_trials_as_one_worker() ->
     assert spread.sweep.job.grid.combos == alone.sweep.job.grid.combos
     np.testing.assert_array_equal(spread.sweep.metrics, alone.sweep.metrics)
     np.testing.assert_array_equal(spread.sweep.blocks, alone.sweep.blocks)
+
+
+def test_a_grid_sweep_never_calls_signals_for_an_invalid_combination() -> None:
+    from systrade.data.load import load_candles
+    from systrade.optimize.grid import build_grid
+    from systrade.optimize.sweep import SweepJob, evaluate
+    from systrade.sim.rules import PositionRules
+
+    grid = build_grid(Recording, ["fast=5:12:1", "slow=8:14:2"])
+    assert len(grid) == 23 and grid.skipped == 9  # by hand, as in the test above
+    candles = load_candles(REPO / "data", start="2024-01-01", end="2024-01-10")[0]
+    job = SweepJob(Recording, grid, candles, PositionRules(), 10_000.0, 365.0)
+    SEEN.clear()
+    for k0 in range(0, len(grid), 5):
+        evaluate(job, k0, min(k0 + 5, len(grid)), job.full_window())
+    assert len(SEEN) == 23 and len(set(SEEN)) == 23
+    assert all(fast < slow for fast, slow in SEEN)
+
+
+def test_the_bundled_sma_cross_declares_fast_below_slow() -> None:
+    from systrade.bundled.strategies.sma_cross import SmaCross
+    from systrade.optimize.grid import build_grid
+
+    assert SmaCross(fast=10, slow=30).valid() and not SmaCross(fast=30, slow=30).valid()
+    assert not SmaCross(fast=40, slow=30).valid()
+    assert len(build_grid(SmaCross, ["fast=5:12:1", "slow=8:14:2"])) == 23

@@ -105,13 +105,19 @@ def _fingerprint(frame: pd.DataFrame) -> tuple | None:
     modified or replaced column new memory, so a changed frame never matches.
     """
     try:
-        blocks = tuple((b.values.__array_interface__["data"][0], b.values.shape, b.values.strides,
-                        str(b.values.dtype), tuple(b.mgr_locs.as_array.tolist())) for b in frame._mgr.blocks)
-        stamps = frame.index.asi8  # a DatetimeIndex's int64 values (a view: no copy)
-        index = (stamps.__array_interface__["data"][0], stamps.shape, stamps.strides, str(frame.index.dtype))
+        blocks = []
+        for block in frame._mgr.blocks:
+            values = block.values
+            locs = block.mgr_locs.indexer  # a slice, or an array of column positions
+            blocks.append((values.ctypes.data, values.shape, values.strides, values.dtype,
+                           locs if isinstance(locs, slice) else tuple(locs.tolist())))
+        index = frame.index
+        stamps = index.asi8  # a DatetimeIndex's int64 values (a view: no copy)
+        where = (stamps.ctypes.data, stamps.shape, stamps.strides, index.dtype)
+        attrs = frame.attrs
     except (AttributeError, TypeError, KeyError):
         return None
-    return (index, frame.index.name, tuple(frame.columns), blocks, repr(sorted(frame.attrs.items())))
+    return (where, index.name, frame.columns.tolist(), blocks, repr(sorted(attrs.items())) if attrs else "")
 
 
 def _nbytes(value: Any) -> int | None:

@@ -7,6 +7,7 @@ boolean ``Signals`` on the data's index. Both executors (backtest and live) call
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import inspect
 import math
@@ -17,7 +18,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
@@ -129,18 +130,26 @@ class Param:
         return text + (f" step {self.step}" if self.step is not None else "") + (" log" if self.log else "")
 
 
+SIGNAL_NAMES = ("entries", "exits", "short_entries", "short_exits")
+
+
 @dataclass(frozen=True)
 class Signals:
-    """What ``signals()`` returns: boolean Series on ``data.index`` (None means never)."""
+    """What ``signals()`` returns: boolean Series on ``data.index`` (None means never).
+
+    ``plots`` optionally names series to draw over the price in reports and the dashboard
+    (``{"fast": fast_ma, "slow": slow_ma}``, each on ``data.index``); they never affect trading.
+    """
 
     entries: pd.Series
     exits: pd.Series | None = None
     short_entries: pd.Series | None = None
     short_exits: pd.Series | None = None
+    plots: dict[str, Any] | None = None
 
     def columns(self) -> dict[str, pd.Series | None]:
         """The four signal columns by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in SIGNAL_NAMES}
 
 
 def _float_values(x: Any) -> np.ndarray | None:
@@ -170,13 +179,16 @@ def _cross(a: pd.Series, b: pd.Series | float, above: bool) -> pd.Series | None:
         y_prev = y_now = float(b)
     else:
         return None
-    out = np.zeros(len(x), dtype=bool)
-    if len(x) > 1:
-        if above:
-            out[1:] = (x[:-1] < y_prev) & (x[1:] > y_now)
-        else:
-            out[1:] = (x[:-1] > y_prev) & (x[1:] < y_now)
-    return pd.Series(out, index=a.index, name=name)
+    out = np.empty(len(x), dtype=bool)
+    out[:1] = False
+    rest = out[1:]  # written in place: one temporary instead of three and a copy
+    if above:
+        np.less(x[:-1], y_prev, out=rest)
+        rest &= x[1:] > y_now
+    else:
+        np.greater(x[:-1], y_prev, out=rest)
+        rest &= x[1:] < y_now
+    return pd.Series(out, index=a.index, name=name, copy=False)  # ``out`` is ours: no copy
 
 
 def crossed_above(a: pd.Series, b: pd.Series | float) -> pd.Series:
@@ -288,8 +300,9 @@ class Strategy:
         return {name: getattr(self, name) for name in self.params()}
 
 
+@functools.lru_cache(maxsize=256)
 def snake_case(name: str) -> str:
-    """``SmaCross`` -> ``sma_cross``; ``MACDTrend`` -> ``macd_trend``."""
+    """``SmaCross`` -> ``sma_cross``; ``MACDTrend`` -> ``macd_trend`` (remembered: sweeps ask once per call)."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
@@ -515,12 +528,18 @@ def call_signals(strategy: Strategy, data: pd.DataFrame) -> dict[str, np.ndarray
     a call that runs past the timeout (``--timeout``) is stopped. pandas' copy-on-write keeps whatever the
     strategy changes away from ``data``.
     """
+    return call_signals_with_plots(strategy, data, plots=False)[0]
+
+
+def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame, plots: bool = True
+                            ) -> tuple[dict[str, np.ndarray | None], dict[str, pd.Series]]:
+    """``call_signals`` plus the strategy's validated ``plots`` (for reports; sweeps skip their checks)."""
     name = strategy.strategy_name()
     declared = type(strategy).inputs
     if declared:
         strategy.inputs = aligned_inputs(data, declared, name)
     result = _guarded(strategy, data.copy(deep=False), f" on {len(data)} candles")
-    return validate_signals(result, data, name)
+    return validate_signals(result, data, name), validate_plots(result, data, name) if plots else {}
 
 
 def _guarded(strategy: Strategy, argument: Any, size: str = "") -> Any:
@@ -552,9 +571,11 @@ def aligned_inputs(data: pd.DataFrame, declared: Sequence[str], name: str) -> di
     return {symbol: frames[symbol].reindex(data.index) for symbol in declared}
 
 
-def call_signals_together(strategy: Strategy, datas: dict[str, pd.DataFrame]) -> dict[str, dict]:
+def call_signals_together(strategy: Strategy, datas: dict[str, pd.DataFrame], plots: dict | None = None
+                          ) -> dict[str, dict]:
     """Call a multi-symbol strategy's ``signals`` once with ``{symbol: frame}`` and validate each symbol's result
-    against its own frame (the same errors as ``call_signals``)."""
+    against its own frame (the same errors as ``call_signals``). Given a ``plots`` dict, each symbol's validated
+    plots are put in it."""
     name = strategy.strategy_name()
     declared = type(strategy).inputs
     if declared:  # inputs on the union of the traded symbols' times (each frame carries them in its attrs)
@@ -570,6 +591,9 @@ def call_signals_together(strategy: Strategy, datas: dict[str, pd.DataFrame]) ->
         got = sorted(result) if isinstance(result, dict) else type(result).__name__
         raise UserError(f"strategy {name} trades {', '.join(datas)}: signals() must return {{symbol: Signals}} for "
                         f"exactly those symbols, got {got}")
+    if plots is not None:
+        plots.update({symbol: validate_plots(result[symbol], datas[symbol], f"{name} ({symbol})")
+                      for symbol in datas})
     return {symbol: validate_signals(result[symbol], datas[symbol], f"{name} ({symbol})") for symbol in datas}
 
 
@@ -627,3 +651,42 @@ def validate_signals(result: Any, data: pd.DataFrame, strategy_name: str) -> dic
                             "build it from comparisons or use .astype(bool)")
         arrays[column] = series.to_numpy(dtype=bool)
     return arrays
+
+
+def validate_plots(result: Signals, data: pd.DataFrame, strategy_name: str) -> dict[str, pd.Series]:
+    """Check ``Signals.plots``: a dict of name -> numeric Series (on ``data.index``) or array as long as ``data``.
+
+    Gives float Series on ``data.index`` (NaN where an indicator has no value yet)."""
+    where = f"strategy {strategy_name}: signals().plots"
+    plots = result.plots
+    if plots is None:
+        return {}
+    if not isinstance(plots, dict):
+        raise UserError(f"{where} is a {type(plots).__name__}; give a dict of name -> series, "
+                        "e.g. plots={\"fast\": fast, \"slow\": slow}")
+    checked: dict[str, pd.Series] = {}
+    for key, values in plots.items():
+        if not isinstance(key, str) or not key:
+            raise UserError(f"{where} has the key {key!r}; name each plotted series with a non-empty string")
+        if isinstance(values, pd.Series):
+            if len(values) == len(data) and not values.index.equals(data.index):
+                raise UserError(f"{where}[{key!r}] has an index that differs from data.index; build it from data "
+                                "without resetting, shifting or resampling the index")
+            values = values.to_numpy()
+        elif isinstance(values, (np.ndarray, list, tuple)):
+            values = np.asarray(values)
+        else:
+            raise UserError(f"{where}[{key!r}] is a {type(values).__name__}; give a pandas Series on data.index "
+                            "or an array as long as data")
+        if values.ndim != 1 or len(values) != len(data):
+            raise UserError(f"{where}[{key!r}] has {values.shape[0] if values.ndim else 0} values but data has "
+                            f"{len(data)} rows; give one value per candle")
+        if values.dtype == object or not (np.issubdtype(values.dtype, np.number)
+                                          or np.issubdtype(values.dtype, np.bool_)):
+            try:
+                values = values.astype(float)
+            except (TypeError, ValueError):
+                raise UserError(f"{where}[{key!r}] holds {values.dtype} values, not numbers; plot numeric "
+                                "series only") from None
+        checked[key] = pd.Series(values.astype(float), index=data.index, name=key)
+    return checked

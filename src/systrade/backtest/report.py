@@ -1,5 +1,7 @@
-"""A self-contained HTML report (Plotly, embedded, opens offline): price with trades, equity vs
-buy-and-hold, drawdown and the trade list, one section per symbol."""
+"""A self-contained HTML report (Plotly, embedded once: it opens offline): the run's rules in words, then one
+section per symbol with its metrics, candles with the strategy's plots and the trades coloured by P&L, equity
+against buy-and-hold with the drawdown, monthly returns and the trade list; a shared-cash run starts with the
+portfolio's own equity."""
 
 from __future__ import annotations
 
@@ -8,70 +10,66 @@ from pathlib import Path
 
 import pandas as pd
 
-from systrade.backtest.output import METRIC_FIELDS, _fmt
 from systrade.backtest.run import BacktestRun, SymbolResult
+from systrade.charts import equity_figure, monthly_returns_html, price_figure
 from systrade.fsutil import atomic_write_text
+from systrade.reporting import figure_html, metrics_table, page, params_text, rules_sentence, trades_table
 
 
-def _figure(run: BacktestRun, result: SymbolResult):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    frame = result.candles.frame
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.5, 0.3, 0.2], vertical_spacing=0.03,
-                        subplot_titles=("price and trades", "equity vs buy-and-hold", "drawdown"))
-    fig.add_trace(go.Scattergl(x=frame.index, y=frame["close"], name="close", line=dict(width=1)), row=1, col=1)
-    trades = result.trades
-    for direction, symbol_in, color in (("long", "triangle-up", "green"), ("short", "triangle-down", "red")):
-        side = trades[trades["direction"] == direction]
-        if not side.empty:
-            fig.add_trace(go.Scatter(x=side["entry_time"], y=side["entry_price"], mode="markers",
-                                     name=f"{direction} entry", marker=dict(symbol=symbol_in, size=9, color=color)),
-                          row=1, col=1)
-    closed = trades[trades["status"] == "closed"]
-    if not closed.empty:
-        fig.add_trace(go.Scatter(x=closed["exit_time"], y=closed["exit_price"], mode="markers", name="exit",
-                                 marker=dict(symbol="x", size=8, color="black")), row=1, col=1)
-    equity = result.equity if not result.equity.isna().all() else run.portfolio_metrics["equity"]
-    hold = run.initial_cash * frame["close"] / frame["open"].iloc[0]
-    fig.add_trace(go.Scattergl(x=equity.index, y=equity, name="strategy equity"), row=2, col=1)
-    fig.add_trace(go.Scattergl(x=hold.index, y=hold, name="buy and hold", line=dict(dash="dot")), row=2, col=1)
-    drawdown = (equity / equity.cummax() - 1.0) * 100.0
-    fig.add_trace(go.Scattergl(x=drawdown.index, y=drawdown, name="drawdown %", fill="tozeroy"), row=3, col=1)
-    fig.update_layout(height=900, hovermode="x unified", margin=dict(l=40, r=20, t=40, b=20))
-    return fig
+def buy_and_hold(frame: pd.DataFrame, cash: float) -> pd.Series:
+    """Equity of buying with all the cash at the first open and holding, no costs (as ``buy_and_hold_pct``)."""
+    return cash * frame["close"] / float(frame["open"].iloc[0])
 
 
-def _metrics_table(result: SymbolResult) -> str:
-    rows = "".join(f"<tr><td>{name}</td><td>{_fmt(result.metrics.get(name))}</td></tr>" for name in METRIC_FIELDS)
-    return f"<table class='metrics'>{rows}</table>"
+def _symbol_section(run: BacktestRun, result: SymbolResult) -> str:
+    candles = result.candles
+    frame = candles.frame
+    name = f"{candles.symbol} {candles.timeframe}"
+    parts = [f"<section><h2>{html.escape(name)}</h2>",
+             f"<p class='lead'>{frame.index[0]:%Y-%m-%d %H:%M} to {frame.index[-1]:%Y-%m-%d %H:%M} UTC, "
+             f"{len(frame):,} bars; data: {html.escape(candles.note)}</p>"]
+    if result.rules is not None and result.rules != run.rules:
+        parts.append(f"<p class='lead'>rules for {html.escape(candles.symbol)}: "
+                     f"{html.escape(rules_sentence(result.rules))}</p>")
+    if result.skipped:
+        skipped = ", ".join(f"{count:,} {reason}" for reason, count in result.skipped.items())
+        parts.append(f"<p class='lead'>orders not placed (market minimums): {html.escape(skipped)}</p>")
+    parts.append(metrics_table(result.metrics))
+    parts.append(figure_html(price_figure(frame, plots=result.plots, trades=result.trades,
+                                          title=f"{name}: candles, indicators and trades")))
+    if not result.equity.isna().all():
+        parts.append(figure_html(equity_figure(result.equity, benchmark=buy_and_hold(frame, run.initial_cash),
+                                               title="equity vs buy and hold, drawdown")))
+        parts.append("<h3>monthly returns</h3>" + monthly_returns_html(result.equity))
+    parts.append(f"<h3>trades ({len(result.trades):,})</h3>" + trades_table(result.trades, frame["close"]))
+    return "".join(parts) + "</section>"
 
 
-def _trades_table(trades: pd.DataFrame) -> str:
-    if trades.empty:
-        return "<p>No trades.</p>"
-    return trades.to_html(index=False, float_format=lambda v: f"{v:,.6g}", na_rep="", classes="trades")
+def _portfolio_section(run: BacktestRun) -> str:
+    """A shared-cash run: the portfolio's equity against holding equal parts of every symbol."""
+    equity = run.portfolio_metrics["equity"]
+    share = run.initial_cash / len(run.results)
+    # a symbol whose candles start later keeps its share as cash until its first open
+    hold = sum(buy_and_hold(r.candles.frame, share).reindex(equity.index).ffill().fillna(share) for r in run.results)
+    return ("<section><h2>portfolio (shared cash)</h2>" + metrics_table(run.portfolio_metrics)
+            + figure_html(equity_figure(equity, benchmark=hold,
+                                        title="portfolio equity vs buy and hold (equal parts), drawdown"))
+            + "<h3>monthly returns</h3>" + monthly_returns_html(equity) + "</section>")
 
 
 def render_report(run: BacktestRun) -> str:
-    """The report as one HTML string with plotly.js embedded."""
-    sections = []
-    for i, result in enumerate(run.results):
-        fig_html = _figure(run, result).to_html(full_html=False, include_plotlyjs=(i == 0))
-        title = html.escape(f"{result.candles.symbol} {result.candles.timeframe}")
-        note = html.escape(result.candles.note)
-        warning = ("<p class='synthetic'>SYNTHETIC DATA: made up, not a real market.</p>"
-                   if result.candles.synthetic else "")
-        sections.append(f"<section><h2>{title}</h2>{warning}<p>data: {note}</p>{_metrics_table(result)}"
-                        f"{fig_html}<h3>trades</h3>{_trades_table(result.trades)}</section>")
-    title = html.escape(f"systrade backtest: {run.strategy} {run.params}")
-    style = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:2px 6px} .synthetic{color:#b00;font-weight:bold}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>"
-            f"</head><body><h1>{title}</h1><p>rules: {html.escape(str(run.rules.to_dict()))}</p>"
-            f"<p>annualised with {run.year_days:g} days a year</p>"
-            + "".join(f"<p>note: {html.escape(note)}</p>" for note in run.notes)
-            + f"{''.join(sections)}</body></html>")
+    """The report as one HTML string with plotly.js embedded once."""
+    symbols = ", ".join(f"{r.candles.symbol} {r.candles.timeframe}" for r in run.results)
+    intro = [f"<p class='lead'>Strategy <b>{html.escape(run.strategy)}</b> with "
+             f"{html.escape(params_text(run.params))} on {html.escape(symbols)}"
+             f"{' (one portfolio sharing its cash)' if run.cash_sharing else ''}.</p>",
+             f"<p class='lead rules'>Rules: {html.escape(rules_sentence(run.rules, run.initial_cash))}.</p>",
+             f"<p class='lead'>Ratios are annualised with {run.year_days:g} days a year.</p>"]
+    intro += [f"<p class='lead'>note: {html.escape(note)}</p>" for note in run.notes]
+    sections = [_portfolio_section(run)] if run.portfolio_metrics is not None else []
+    sections += [_symbol_section(run, result) for result in run.results]
+    synthetic = any(r.candles.synthetic for r in run.results)
+    return page(f"systrade backtest: {run.strategy}", "".join(intro + sections), synthetic)
 
 
 def write_report(path: str | Path, run: BacktestRun) -> Path:

@@ -14,7 +14,7 @@ from systrade.backtest.metrics import compute_metrics
 from systrade.data.load import Candles
 from systrade.data.timeframes import timeframe_seconds
 from systrade.sim.rules import PositionRules
-from systrade.strategy import Strategy, call_signals, call_signals_together
+from systrade.strategy import Strategy, call_signals, call_signals_together, call_signals_with_plots
 
 __all__ = ["TRADE_FIELDS", "BacktestRun", "SymbolResult", "run_backtest"]
 
@@ -30,6 +30,7 @@ class SymbolResult:
     metrics: dict[str, Any]
     skipped: dict[str, int] = field(default_factory=dict)  # orders not placed, by reason (market minimums)
     rules: PositionRules | None = None  # the rules this symbol traded under (its market's lot, minimums, fees)
+    plots: dict[str, pd.Series] = field(default_factory=dict)  # the strategy's Signals.plots (for reports)
 
 
 @dataclass
@@ -67,10 +68,13 @@ def run_backtest(
     """
     per_symbol = rules if isinstance(rules, dict) else {c.symbol: rules for c in candles}
     datas = {c.symbol: c.frame for c in candles}
+    plots: dict[str, dict[str, pd.Series]] = {}
     if type(strategy).symbols:  # one call sees every traded symbol (a rotation, a pair)
-        signals = call_signals_together(strategy, datas)
+        signals = call_signals_together(strategy, datas, plots)
     else:
-        signals = {c.symbol: compute_signals(strategy, c) for c in candles}
+        signals = {}
+        for c in candles:
+            signals[c.symbol], plots[c.symbol] = call_signals_with_plots(strategy, c.frame)
     bar_seconds = timeframe_seconds(candles[0].timeframe)
     simulation = simulate(datas, signals, rules, cash, pd.Timedelta(seconds=bar_seconds), cash_sharing)
     run = BacktestRun(strategy.strategy_name(), strategy.param_values, per_symbol[candles[0].symbol], cash,
@@ -96,7 +100,8 @@ def run_backtest(
         metrics.update(_counts(trades), buy_and_hold_return_pct=buy_and_hold_pct(c.frame))
         reasons = skipped.loc[skipped["column"] == c.symbol, "reason"].value_counts().sort_index()
         run.results.append(SymbolResult(c, equity, position, trades, metrics,
-                                        {str(k): int(v) for k, v in reasons.items()}, per_symbol[c.symbol]))
+                                        {str(k): int(v) for k, v in reasons.items()}, per_symbol[c.symbol],
+                                        plots.get(c.symbol, {})))
     if cash_sharing:
         run.portfolio_metrics = shared_cash_metrics(values, assets, trades_all, orders, bar_seconds, year_days)
     return run

@@ -37,4 +37,5 @@ class MyStrategy(Strategy):
         # Comparisons with NaN are False, so the first bars give no signal. Signals are boolean Series on data.index.
         entries = (rise > self.rise) & (close > trend_line)
         exits = close < trend_line
-        return Signals(entries=entries, exits=exits)
+        # plots: lines drawn with the candles in `backtest --report` and the dashboard; they never affect trading.
+        return Signals(entries=entries, exits=exits, plots={"trend line": trend_line})

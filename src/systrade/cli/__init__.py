@@ -124,6 +124,7 @@ def _register() -> None:
         optimize,
         paper,
         strategies,
+        web,
     )
 
 

@@ -84,57 +84,32 @@ def sample(seed: int = typer.Option(7, "--seed", help="Generator seed (7 makes t
     out.print(f"wrote synthetic sample (made up, not a real market) to {path}", highlight=False)
 
 
-def _to_ms(text: str | None, option: str) -> int | None:
-    from systrade.data.timeframes import utc_timestamp
-
-    return None if text is None else int(utc_timestamp(text, option).value // 1_000_000)
-
-
-def _run_downloads(exchange_id: str, jobs: list[tuple[str, str, int, int | None]],
-                   adjustment: str | None = None) -> None:
-    """Download each (symbol, timeframe, since, until) with one progress bar per symbol, from a ccxt exchange or a
-    stock broker (``alpaca``, ``kis``)."""
-    import pandas as pd
-
-    from systrade.data.broker_download import download_from_broker
-    from systrade.data.download import Downloader
-    from systrade.errors import UserError
-    from systrade.exchange import RetryPolicy, create_exchange, describe_error, market_rule_overrides
+def _run_downloads(exchange_id: str, jobs: list, adjustment: str | None = None) -> None:
+    """Run the download jobs with one progress bar per symbol."""
+    from systrade.data.download_jobs import run_jobs
+    from systrade.exchange import describe_error
     from systrade.progress import progress_bar, rate_text
-    from systrade.venues import candle_source
-    from systrade.venues.base import is_broker
 
-    config = settings()
-    policy = RetryPolicy(**config.network.model_dump())
-    broker = is_broker(exchange_id)
-    if adjustment is not None and not broker:
-        raise UserError(f"--adjustment applies to stock brokers (alpaca, kis), not to {exchange_id}; drop it")
     with progress_bar("candles") as bars:
+        current: list = []  # the bar of the job being fetched
+
         def on_retry(attempt: int, error: BaseException, wait: float) -> None:
             bars.console.print(f"[yellow]retry {attempt}[/] in {wait:.1f}s after "
                                f"{describe_error(error, exchange_id)}", highlight=False)
 
-        if broker:
-            source = candle_source(exchange_id, config, policy, adjustment or "all")
-        else:
-            downloader = Downloader(create_exchange(exchange_id, config), exchange_id, config.data.dir, policy,
-                                    on_retry, overrides=market_rule_overrides(exchange_id, config))
-        for symbol, timeframe, since, until in jobs:
-            task = bars.add_task(f"{exchange_id} {symbol} {timeframe}", total=None, rate="")
+        def progress(job):
+            task = bars.add_task(f"{exchange_id} {job.symbol} {job.timeframe}", total=None, rate="")
+            current[:] = [task]
 
-            def on_candles(added: int, expected: int, task=task) -> None:
+            def on_candles(added: int, expected: int) -> None:
                 bars.update(task, advance=added, total=max(expected, bars.tasks[task].completed + added))
                 bars.update(task, rate=rate_text(bars.tasks[task].speed, "candles"))
+            return on_candles
 
-            if broker:
-                end = None if until is None else pd.Timestamp(until, unit="ms", tz="UTC")
-                result = download_from_broker(source, symbol, timeframe, pd.Timestamp(since, unit="ms", tz="UTC"), end,
-                                              config.data.dir, on_candles)
-            else:
-                result = downloader.download(symbol, timeframe, since, until, on_candles)
-            done = bars.tasks[task].completed
-            bars.update(task, total=done, completed=done)
-            bars.console.print(f"{symbol} {timeframe}: +{result.added} candles, {result.rows} stored "
+        for job, result in run_jobs(exchange_id, jobs, settings(), adjustment, on_retry, progress):
+            done = bars.tasks[current[0]].completed
+            bars.update(current[0], total=done, completed=done)
+            bars.console.print(f"{job.symbol} {job.timeframe}: +{result.added} candles, {result.rows} stored "
                                f"({result.first} .. {result.last}) in {result.path}", highlight=False)
 
 
@@ -150,37 +125,18 @@ def download(
 ) -> None:
     """Download closed candles into the store from a ccxt exchange or a stock broker (alpaca: US symbols such as
     AAPL; kis: KRX codes such as 005930); running it again fetches only what is missing."""
-    since_ms = _to_ms(since, "--since")
-    until_ms = _to_ms(until, "--until")
-    if until_ms is not None and until_ms <= since_ms:
-        from systrade.errors import UserError
+    from systrade.data.download_jobs import download_jobs
 
-        raise UserError(f"--until {until} is not after --since {since}; give an --until later than --since")
-    if adjustment is not None and adjustment not in ("all", "raw"):
-        from systrade.errors import UserError
-
-        raise UserError(f"--adjustment {adjustment!r} is not valid; use all (adjusted prices) or raw")
-    _run_downloads(exchange, [(s, timeframe, since_ms, until_ms) for s in symbols], adjustment)
+    _run_downloads(exchange, download_jobs(symbols, timeframe, since, until, adjustment), adjustment)
 
 
 @group.command("update")
 def update() -> None:
     """Bring every stored series from a ccxt exchange or a stock broker up to date (ccxt: and fill its gaps)."""
-    import ccxt
+    from systrade.data.download_jobs import update_jobs
 
-    from systrade.data.store import list_series, read_series
-    from systrade.venues.base import is_broker
-
-    data_dir = settings().data.dir
-    by_exchange: dict[tuple[str, str | None], list] = {}
-    for key, _ in list_series(data_dir):
-        if key.exchange not in ccxt.exchanges and not is_broker(key.exchange):
-            out.print(f"skipped {key.exchange}/{key.symbol} {key.timeframe}: not a ccxt exchange or stock broker",
-                      highlight=False)
-            continue
-        frame = read_series(key, data_dir)
-        adjustment = frame.attrs.get("adjustment", "all") if is_broker(key.exchange) else None
-        by_exchange.setdefault((key.exchange, adjustment), []).append(
-            (key.symbol, key.timeframe, int(frame.index[0].value // 1_000_000), None))
-    for (exchange_id, adjustment), jobs in by_exchange.items():
+    groups, skipped = update_jobs(settings().data.dir)
+    for line in skipped:
+        out.print(f"skipped {line}", highlight=False)
+    for (exchange_id, adjustment), jobs in groups.items():
         _run_downloads(exchange_id, jobs, adjustment)

@@ -184,15 +184,25 @@ def orders(json_path: str | None = typer.Option(None, "--json", help="Write JSON
 @group.command("halt")
 def halt(bot: str | None = typer.Argument(None, help="Bot name (default: every bot).")) -> None:
     """Stop a bot from trading until resumed (persists across restarts)."""
-    names = _existing_ledger(settings().paper.database, write=True).set_halted(bot, True, "halted by user")
-    out.print(f"halted: {', '.join(names) or 'no bots in the ledger'}", highlight=False)
+    _halt_or_resume(bot, True)
 
 
 @group.command("resume")
 def resume(bot: str | None = typer.Argument(None, help="Bot name (default: every bot).")) -> None:
     """Let a halted bot trade again."""
-    names = _existing_ledger(settings().paper.database, write=True).set_halted(bot, False)
-    out.print(f"resumed: {', '.join(names) or 'no bots in the ledger'}", highlight=False)
+    _halt_or_resume(bot, False)
+
+
+def _halt_or_resume(bot: str | None, halted: bool) -> None:
+    from systrade.live.control import set_halted
+
+    config = settings()
+    names, warnings = set_halted(_existing_ledger(config.paper.database, write=True), bot, halted,
+                                 "halted by user", settings=config)
+    out.print(f"{'halted' if halted else 'resumed'}: {', '.join(names) or 'no bots in the ledger'}",
+              highlight=False)
+    for warning in warnings:
+        out.print(f"[yellow]{escape(warning)}[/]", highlight=False)
 
 
 @group.command("replay")

@@ -2,7 +2,8 @@
 
 A thread long-polls the Bot API's ``getUpdates`` while the daemon runs. Only the chat in ``[notify.telegram]``
 is obeyed; a message from any other chat is ignored and logged (without its text). A halt or resume is written
-through the ledger exactly as ``systrade paper halt`` writes it, and answered in the chat.
+through the ledger exactly as ``systrade paper halt`` writes it (``live.control``), announced to every target
+and answered in the chat.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 
 from systrade.errors import UserError
 from systrade.exchange import redact
+from systrade.live.control import set_halted
 from systrade.live.notify import Notice, Notifier, Refused, RetryLater, TelegramTarget
 
 log = logging.getLogger("systrade.notify")
@@ -19,7 +21,7 @@ POLL_SECONDS = 25
 HELP = "commands: /status, /trades, /halt [bot], /resume [bot]"
 
 
-def answer(ledger, text: str) -> str:
+def answer(ledger, text: str, notifier: Notifier | None = None) -> str:
     """The reply to one command (plain text; the sender escapes it)."""
     from systrade.live.status import last_prices, status, trades
 
@@ -28,7 +30,7 @@ def answer(ledger, text: str) -> str:
     argument = words[1] if len(words) > 1 else None
     if command == "/status":
         report = status(ledger, "", last_prices(ledger))
-        lines = [f"{b['name']}: {b['symbol']} position {b['position']:.8g}"
+        lines = [f"{b['name']}: " + ", ".join(f"{p['symbol']} position {p['position']:.8g}" for p in b["positions"])
                  + (f", equity {b['equity']:,.2f} {b['quote'] or ''}" if b["equity"] is not None else "")
                  + (f", P&L {b['pnl']:+,.2f}" if b["pnl"] is not None else "")
                  + (" (halted)" if b["halted"] else "") for b in report["bots"]]
@@ -40,7 +42,7 @@ def answer(ledger, text: str) -> str:
     if command in ("/halt", "/resume"):
         halting = command == "/halt"
         try:
-            names = ledger.set_halted(argument, halting, "halted from Telegram" if halting else "")
+            names, _ = set_halted(ledger, argument, halting, "halted from Telegram", notifier=notifier)
         except UserError as error:
             return str(error)
         return f"{'halted' if halting else 'resumed'}: {', '.join(names) or 'no bots'}"
@@ -77,7 +79,7 @@ class CommandListener:
                 log.warning("ignored a Telegram message from chat %s (only chat %s is obeyed)", chat,
                             self.target.chat_id)
                 continue
-            reply = answer(self.ledger, message.get("text") or "")
+            reply = answer(self.ledger, message.get("text") or "", self.notifier)
             self.notifier.publish(Notice("reply", reply))
             answered += 1
         return answered

@@ -217,9 +217,11 @@ class Notifier:
             self._busy += 1
         self._queue.put(item)
 
-    def start(self) -> Notifier:
-        """Send what an earlier run left unsent, then whatever is published, in a worker thread."""
-        if self.ledger is not None:
+    def start(self, backlog: bool = True) -> Notifier:
+        """Send what an earlier run left unsent (``backlog``; only the daemon does, so that a command-line
+        process never sends twice what the daemon's queue holds), then whatever is published, in a worker
+        thread."""
+        if backlog and self.ledger is not None:
             for row in self.ledger.unsent_notifications():
                 if row.target in self.targets:
                     self._put((row.id, row.target, Notice(**json.loads(row.payload))))

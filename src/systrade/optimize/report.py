@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from systrade.backtest.output import _fmt
+from systrade.charts import equity_figure, monthly_returns_html
 from systrade.errors import UserError
 from systrade.fsutil import atomic_write_text
 from systrade.optimize.grid import Grid
 from systrade.optimize.sweep import METRICS, Sweep
+from systrade.reporting import METRIC_LABELS, figure_html, metric_text, metrics_table, page, params_text, rules_sentence
 
-STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:12px}"
-         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} .synthetic{color:#b00;font-weight:bold}")
+KIND = {name: kind for name, _, kind in METRIC_LABELS}
+LABEL = {name: label for name, label, _ in METRIC_LABELS}
 
 
 def heatmap_axes(grid: Grid, choice: str | None) -> tuple[str, str | None]:
@@ -85,20 +87,51 @@ def _full_grid_matrix(sweep: Sweep, x: str, y: str | None) -> tuple[list, list, 
 
 
 def _table(rows: list[dict[str, Any]], names: tuple[str, ...], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["#", *names, *columns])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["#", *names, *(LABEL.get(c, c) for c in columns)])
     body = []
     for row in rows:
-        cells = [str(row["rank"]), *[html.escape(str(row["params"][n])) for n in names],
-                 *[_fmt(row.get(c)) for c in columns]]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        cells = [f"<td class='num'>{row['rank']}</td>",
+                 *[f"<td class='num'>{html.escape(str(row['params'][n]))}</td>" for n in names],
+                 *[f"<td class='num'>{metric_text(row.get(c), KIND.get(c, 'ratio'))}</td>" for c in columns]]
+        body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _page(title: str, synthetic: bool, body: str) -> str:
-    warning = "<p class='synthetic'>SYNTHETIC DATA: made up, not a real market.</p>" if synthetic else ""
-    title = html.escape(title)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{STYLE}</style>"
-            f"</head><body><h1>{title}</h1>{warning}{body}</body></html>")
+    return page(title, body, synthetic)
+
+
+def hold_from(frame: pd.DataFrame, equity: pd.Series, cash: float) -> pd.Series:
+    """Buy-and-hold over ``equity``'s bars: all of ``cash`` at the open of its first bar, no costs."""
+    start = frame.index.get_loc(equity.index[0])
+    return cash * frame["close"].iloc[start:].reindex(equity.index) / float(frame["open"].iloc[start])
+
+
+def equity_section(title: str, equity: pd.Series, frame: pd.DataFrame, cash: float) -> str:
+    """Equity against buy-and-hold with its drawdown, then its monthly returns (as in the backtest report)."""
+    return (figure_html(equity_figure(equity, benchmark=hold_from(frame, equity, cash), title=title))
+            + "<h3>monthly returns</h3>" + monthly_returns_html(equity))
+
+
+def _values_text(values: Any) -> str:
+    """``2 to 100 step 1 (99 values)`` for evenly spaced numbers, else the values (the first 8 and a count)."""
+    if not isinstance(values, list):
+        return str(values)
+    numbers = len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numbers:
+        steps = np.diff(np.asarray(values, dtype=float))
+        if np.allclose(steps, steps[0]):
+            step = values[1] - values[0]
+            return f"{values[0]} to {values[-1]} step {round(step, 10):g} ({len(values):,} values)"
+    shown = ", ".join(str(v) for v in values[:8])
+    return shown + (f", ... ({len(values):,} values)" if len(values) > 8 else "")
+
+
+def _space_text(described: Any) -> str:
+    """A grid's or a space's description (name -> values or range) as ``fast: 2 to 100 step 1 (99 values); ...``."""
+    if isinstance(described, dict):
+        return "; ".join(f"{name}: {_values_text(value)}" for name, value in described.items())
+    return str(described)
 
 
 def _searched(session) -> str:
@@ -120,7 +153,7 @@ def render_optimize_report(result, top: int, axes: tuple[str, str | None]) -> st
     z = [[None if not math.isfinite(v) else float(v) for v in row] for row in matrix]
     heat = go.Heatmap(x=[str(v) for v in xs], y=[str(v) for v in ys] if y else [sweep.metric], z=z,
                       colorscale="Viridis", colorbar=dict(title=sweep.metric),
-                      hovertemplate=f"{x}=%{{x}}<br>{y or ''}=%{{y}}<br>{sweep.metric}=%{{z}}<extra></extra>")
+                      hovertemplate=f"{x}=%{{x}}<br>{y or ''}=%{{y}}<br>{sweep.metric}=%{{z:,.2f}}<extra></extra>")
     fig = go.Figure(heat)
     others = [n for n in session.grid.names if n not in (x, y)]
     subtitle = f" (best over {', '.join(others)})" if others else ""
@@ -131,17 +164,21 @@ def render_optimize_report(result, top: int, axes: tuple[str, str | None]) -> st
     columns = ["total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
                "profit_factor", "win_rate_pct", "total_trades", "fees_paid"]
     frame = session.candles.frame
-    info = (f"<p>data: {html.escape(session.candles.note)} ({session.candles.symbol} {session.candles.timeframe}, "
-            f"{frame.index[0]} to {frame.index[-1]}, {len(frame):,} bars)</p>"
-            f"<p>{sweep.n_combos:,} {_searched(session)}, ranked by {html.escape(sweep.metric)}; "
-            f"{'grid' if session.space is None else 'space'}: "
-            f"{html.escape(str(session.grid.describe()))}; rules: "
-            f"{html.escape(str(session.prepared.rules.to_dict()))}; annualised with {session.prepared.year_days:g} "
-            "days a year</p>"
-            + "".join(f"<p>note: {html.escape(note)}</p>" for note in session.prepared.notes)
-            + "".join(f"<p>{html.escape(line)}</p>" for line in luck_lines(result.luck)))
-    body = (info + fig.to_html(full_html=False, include_plotlyjs=True)
-            + f"<h2>top {min(top, sweep.n_combos)}</h2>" + _table(top_rows(sweep, top), session.grid.names, columns))
+    prepared = session.prepared
+    info = (f"<p class='lead'>data: {html.escape(session.candles.note)} ({html.escape(session.candles.symbol)} "
+            f"{html.escape(session.candles.timeframe)}, {frame.index[0]:%Y-%m-%d %H:%M} to "
+            f"{frame.index[-1]:%Y-%m-%d %H:%M} UTC, {len(frame):,} bars)</p>"
+            f"<p class='lead'>{sweep.n_combos:,} {_searched(session)}, ranked by {html.escape(sweep.metric)}; "
+            f"{'grid' if session.space is None else 'space'}: {html.escape(_space_text(session.grid.describe()))}</p>"
+            f"<p class='lead rules'>Rules: {html.escape(rules_sentence(prepared.rules, prepared.cash))}; "
+            f"ratios annualised with {prepared.year_days:g} days a year.</p>"
+            + "".join(f"<p class='lead'>note: {html.escape(note)}</p>" for note in prepared.notes)
+            + "".join(f"<p class='lead'>{html.escape(line)}</p>" for line in luck_lines(result.luck)))
+    best = result.best
+    body = (info + figure_html(fig)
+            + f"<h2>top {min(top, sweep.n_combos)}</h2>" + _table(top_rows(sweep, top), session.grid.names, columns)
+            + f"<h2>best: {html.escape(params_text(best.params))}</h2>" + metrics_table(best.metrics)
+            + equity_section("best combination: equity vs buy and hold, drawdown", best.equity, frame, prepared.cash))
     return _page(f"systrade optimize: {session.job.strategy_cls.strategy_name()}", session.candles.synthetic, body)
 
 
@@ -157,39 +194,44 @@ def render_walkforward_report(result) -> str:
     from systrade.optimize.walkforward import SUMMARY_METRICS
 
     frame = result.candles.frame
+    prepared = result.session.prepared
     equity = result.oos_equity
-    first = frame.index.get_loc(equity.index[0])
-    hold = result.session.prepared.cash * frame["close"].iloc[first:] / frame["open"].iloc[first]
     names = result.session.grid.names
-    fig = make_subplots(rows=1 + len(names), cols=1, shared_xaxes=True,
-                        row_heights=[0.6] + [0.4 / max(len(names), 1)] * len(names), vertical_spacing=0.04,
-                        subplot_titles=["out-of-sample equity (stitched) vs buy and hold",
-                                        *[f"chosen {n}" for n in names]])
-    fig.add_trace(go.Scattergl(x=equity.index, y=equity, name="out-of-sample equity"), row=1, col=1)
-    fig.add_trace(go.Scattergl(x=hold.index, y=hold, name="buy and hold", line=dict(dash="dot")), row=1, col=1)
     index = frame.index
     starts = [index[w.split.test_start] for w in result.windows]
-    for row, name in enumerate(names, 2):
-        fig.add_trace(go.Scatter(x=starts, y=[w.params[name] for w in result.windows], mode="lines+markers",
-                                 line=dict(shape="hv"), name=name), row=row, col=1)
-    fig.update_layout(height=500 + 150 * len(names), hovermode="x unified", margin=dict(l=50, r=20, t=40, b=20))
+    chosen = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                           subplot_titles=[f"chosen {n}" for n in names])
+    for row, name in enumerate(names, 1):
+        chosen.add_trace(go.Scatter(x=starts, y=[w.params[name] for w in result.windows], mode="lines+markers",
+                                    line=dict(shape="hv"), name=name), row=row, col=1)
+    chosen.update_layout(height=140 + 130 * len(names), template="plotly_white", showlegend=False,
+                         margin=dict(l=60, r=20, t=40, b=30), title="parameters chosen for each test window")
     key = METRICS[result.metric]
+    kind = KIND.get(key, "ratio")
     rows = "".join(
-        f"<tr><td>{i}</td><td>{index[w.split.train_start].date()}</td><td>{index[w.split.test_start].date()}</td>"
-        f"<td>{index[w.split.stop - 1].date()}</td>"
-        + "".join(f"<td>{html.escape(str(w.params[n]))}</td>" for n in names)
-        + f"<td>{_fmt(w.in_sample.get(key))}</td><td>{_fmt(w.out_of_sample.get(key))}</td>"
-          f"<td>{_fmt(w.out_of_sample.get('total_return_pct'))}</td>"
+        f"<tr><td class='num'>{i}</td><td>{index[w.split.train_start]:%Y-%m-%d}</td>"
+        f"<td>{index[w.split.test_start]:%Y-%m-%d}</td><td>{index[w.split.stop - 1]:%Y-%m-%d}</td>"
+        + "".join(f"<td class='num'>{html.escape(str(w.params[n]))}</td>" for n in names)
+        + f"<td class='num'>{metric_text(w.in_sample.get(key), kind)}</td>"
+          f"<td class='num'>{metric_text(w.out_of_sample.get(key), kind)}</td>"
+          f"<td class='num'>{metric_text(w.out_of_sample.get('total_return_pct'), 'pct')}</td>"
         + "".join(f"<td>{html.escape(v.short())}</td>" for v in luck_verdicts(w.luck).values()) + "</tr>"
         for i, w in enumerate(result.windows, 1))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in
-                   ["#", "train from", "test from", "test to", *names, f"IS {key}", f"OOS {key}", "OOS return %",
-                    "DSR", "PBO"])
-    summary = "".join(f"<tr><td>{n}</td><td>{_fmt(result.in_sample_mean.get(n))}</td>"
-                      f"<td>{_fmt(result.oos_metrics.get(n))}</td></tr>" for n in SUMMARY_METRICS)
-    body = ("".join(f"<p>note: {html.escape(note)}</p>" for note in result.session.prepared.notes)
-            + "".join(f"<p>{html.escape(line)}</p>" for line in result.summary_lines())
-            + fig.to_html(full_html=False, include_plotlyjs=True)
+                   ["#", "train from", "test from", "test to", *names, f"in-sample {LABEL.get(key, key)}",
+                    f"out-of-sample {LABEL.get(key, key)}", "out-of-sample return", "DSR", "PBO"])
+    summary = "".join(f"<tr><td>{html.escape(LABEL.get(n, n))}</td>"
+                      f"<td class='num'>{metric_text(result.in_sample_mean.get(n), KIND.get(n, 'ratio'))}</td>"
+                      f"<td class='num'>{metric_text(result.oos_metrics.get(n), KIND.get(n, 'ratio'))}</td></tr>"
+                      for n in SUMMARY_METRICS)
+    body = (f"<p class='lead rules'>Rules: {html.escape(rules_sentence(prepared.rules, prepared.cash))}; "
+            f"ratios annualised with {prepared.year_days:g} days a year.</p>"
+            + "".join(f"<p class='lead'>note: {html.escape(note)}</p>" for note in prepared.notes)
+            + "".join(f"<p class='lead'>{html.escape(line)}</p>" for line in result.summary_lines())
+            + "<h2>out-of-sample equity (stitched)</h2>"
+            + equity_section("out-of-sample equity (stitched) vs buy and hold, drawdown", equity, frame,
+                             prepared.cash)
+            + figure_html(chosen)
             + "<h2>in-sample (mean over windows) vs out-of-sample (stitched)</h2>"
             + f"<table><tr><th>metric</th><th>in-sample</th><th>out-of-sample</th></tr>{summary}</table>"
             + f"<h2>windows</h2><table><tr>{head}</tr>{rows}</table>")

@@ -248,12 +248,21 @@ def plan_sweep(n_bars: int, n_combos: int, workers: int, budget: int, base: int,
                             "combinations per chunk here); lower it or raise --memory")
         chunk = chunk_size
     else:
-        balanced = math.ceil(n_combos / (max(workers, 1) * 8))  # several chunks per worker: balance, progress
-        cap = 256
+        # many chunks per worker, so all workers finish together (a chunk is a fraction of a second)
+        balanced = math.ceil(n_combos / (max(workers, 1) * 16))
+        cap = 64
         chunk = max(1, min(largest, balanced, cap))
     peak = estimate_peak(n_bars, n_combos, workers, chunk, base, processes)
     cache = int(max(0, min(INDICATOR_CACHE_CAP, (budget - peak) // (2 * max(workers, 1)))))
-    return Plan(workers, chunk, peak + max(workers, 1) * cache, budget, note, cache)
+    # after the sweep (workers gone) this process alone computes PBO, with its subset sums
+    from systrade.optimize.pbo_kernel import pbo_work_bytes
+
+    statistics = base + RESULT_BYTES_PER_COMBO * n_combos + pbo_work_bytes(N_BLOCKS, n_combos)
+    if statistics > budget:
+        raise UserError(f"--memory {budget / 1e9:.2f}GB is too small for the overfitting statistics of "
+                        f"{n_combos:,} combinations: they need about {statistics / 1e9:.2f}GB; raise --memory or "
+                        "sweep fewer combinations")
+    return Plan(workers, chunk, max(peak + max(workers, 1) * cache, statistics), budget, note, cache)
 
 
 def chunks(n_combos: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -332,12 +341,21 @@ def run_sweep(job: SweepJob, window: Window, metric: str, runner: Callable[[list
 
 
 def _preload_statistics() -> None:
-    """Import the overfitting statistics (SciPy: about a second) in the background while workers sweep."""
+    """Import the overfitting statistics (SciPy, the compiled PBO loop: about a second) in the background while
+    workers sweep."""
     import sys
     import threading
 
     if "systrade.optimize.overfitting" not in sys.modules:
-        threading.Thread(target=lambda: __import__("systrade.optimize.overfitting"), daemon=True).start()
+        threading.Thread(target=_load_statistics, daemon=True).start()
+
+
+def _load_statistics() -> None:
+    import numpy as np
+
+    from systrade.optimize.overfitting import pbo_cscv
+
+    pbo_cscv(np.ones((2, 2, 3)))  # loads the compiled PBO loop from numba's disk cache
 
 
 def luck(sweep: Sweep, best_detail: Detail | None = None) -> dict[str, Any]:

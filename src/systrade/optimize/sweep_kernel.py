@@ -82,6 +82,15 @@ def _trade_pnl(size, entry_price, entry_fees, exit_price, exit_fees, long):
     return val_diff - entry_fees - exit_fees
 
 
+@numba.njit(cache=True)
+def _skip_from(peak: float, mdd: float) -> float:
+    """The equity at or above which a bar's drawdown ``1 - equity / peak`` is certainly not deeper than ``mdd``
+    (a safe margin of 1e-12 for rounding), or inf when that cannot be said cheaply (odd peak or drawdown)."""
+    if 0.0 < peak < math.inf and 0.0 <= mdd < 0.999:
+        return peak * (1.0 - mdd) * (1.0 + 1e-12)
+    return math.inf
+
+
 # ------------------------------------------------------------------------------ the simulation
 
 
@@ -147,23 +156,40 @@ def _compile(rules_stamp: str):
         down_sq = 0.0
         n_ret = 0
         block = 0
+        # the current block's sums, kept in registers and stored when the block ends (same additions, same order)
+        block_n = 0.0
+        block_sum = 0.0
+        block_sq = 0.0
+        next_edge = edges[1] if n_blocks > 1 else stop + 1
+        skip_from = math.inf
+        # _add(x, 0.0) is idempotent: after one quiet bar it changes nothing until the next fill
+        settled = False
         for i in range(start, stop):
-            counts[fm.C_FILLS] = 0
             # the steps are called only when they can act (a position with stops; a signal): most bars do nothing
-            if has_stops and state[0, fm.X_POSITION] != 0:
-                fm.gap_stop(cash, 0, state, 0, i, open_[i], params, fills, skips, counts)
-            if i > start and (long_entries[i - 1] or long_exits[i - 1] or short_entries[i - 1] or short_exits[i - 1]):
-                action = fm.decide(state[0, fm.X_POSITION], long_entries[i - 1], long_exits[i - 1],
-                                   short_entries[i - 1], short_exits[i - 1])
-                if action != fm.HOLD:
-                    fm.signal_order(cash, 0, state, 0, i, open_[i], action, params, fills, skips, counts)
-            if has_stops and state[0, fm.X_POSITION] != 0:
-                fm.bar_stop(cash, 0, state, 0, i, open_[i], high[i], low[i], params, fills, skips, counts)
-            counts[fm.C_SKIPS] = 0
-            if counts[fm.C_FILLS] == 0:
-                rep_position = _add(rep_position, 0.0)
-                rep_cash = _add(rep_cash, 0.0)
-            for k in range(counts[fm.C_FILLS]):
+            signal = i > start and (long_entries[i - 1] | long_exits[i - 1] | short_entries[i - 1]
+                                    | short_exits[i - 1])
+            n_fills = 0
+            if signal or (has_stops and state[0, fm.X_POSITION] != 0):
+                counts[fm.C_FILLS] = 0
+                if has_stops and state[0, fm.X_POSITION] != 0:
+                    fm.gap_stop(cash, 0, state, 0, i, open_[i], params, fills, skips, counts)
+                if signal:
+                    action = fm.decide(state[0, fm.X_POSITION], long_entries[i - 1], long_exits[i - 1],
+                                       short_entries[i - 1], short_exits[i - 1])
+                    if action != fm.HOLD:
+                        fm.signal_order(cash, 0, state, 0, i, open_[i], action, params, fills, skips, counts)
+                if has_stops and state[0, fm.X_POSITION] != 0:
+                    fm.bar_stop(cash, 0, state, 0, i, open_[i], high[i], low[i], params, fills, skips, counts)
+                counts[fm.C_SKIPS] = 0
+                n_fills = counts[fm.C_FILLS]
+            if n_fills == 0:
+                if not settled:
+                    rep_position = _add(rep_position, 0.0)
+                    rep_cash = _add(rep_cash, 0.0)
+                    settled = True
+            else:
+                settled = False
+            for k in range(n_fills):
                 side_buy = fills[k, fm.F_SIDE] > 0
                 o_size = fills[k, fm.F_SIZE]
                 o_price = fills[k, fm.F_PRICE]
@@ -231,26 +257,48 @@ def _compile(rules_stamp: str):
             if i == start:
                 initial = equity
                 peak = equity
+                mdd = 1.0 - equity / peak
+                skip_from = _skip_from(peak, mdd)
             else:
-                r = equity / prev - 1.0
+                if equity == prev and prev != 0.0 and np.isfinite(prev):
+                    r = 0.0  # equity / prev is exactly 1
+                else:
+                    r = equity / prev - 1.0
                 n_ret += 1
                 delta = r - mean
                 mean += delta / n_ret
                 m2 += delta * (r - mean)
-                if r < 0:
-                    down_sq += r * r
+                down = r if r < 0 else 0.0  # a select, not a branch (adding 0.0 changes nothing)
+                down_sq += down * down
                 t = n_ret - 1
-                while block < n_blocks - 1 and t >= edges[block + 1]:
+                while t >= next_edge:  # next_edge is past the end once the last block is reached
+                    blocks[block, 0] = block_n
+                    blocks[block, 1] = block_sum
+                    blocks[block, 2] = block_sq
+                    block_n = 0.0
+                    block_sum = 0.0
+                    block_sq = 0.0
                     block += 1
+                    next_edge = edges[block + 1] if block < n_blocks - 1 else stop + 1
                 if n_blocks > 0 and np.isfinite(r):
-                    blocks[block, 0] += 1.0
-                    blocks[block, 1] += r
-                    blocks[block, 2] += r * r
-                peak = max(peak, equity)
-            dd = 1.0 - equity / peak
-            if dd > mdd or i == start:
-                mdd = dd
+                    block_n += 1.0
+                    block_sum += r
+                    block_sq += r * r
+                top = max(peak, equity)
+                if top != peak:
+                    skip_from = _skip_from(top, mdd)
+                peak = top
+                # the drawdown needs a division only when it may beat the deepest so far
+                if not (0.0 < equity < math.inf and equity >= skip_from):
+                    dd = 1.0 - equity / peak
+                    if dd > mdd:
+                        mdd = dd
+                        skip_from = _skip_from(peak, mdd)
             prev = equity
+        if n_blocks > 0:
+            blocks[block, 0] = block_n
+            blocks[block, 1] = block_sum
+            blocks[block, 2] = block_sq
         open_trades = 1 if (in_trade and _is_less(-entry_size_sum, 0.0)) else 0
         stats[S_INITIAL] = initial
         stats[S_FINAL] = prev

@@ -12,4 +12,5 @@ class BollingerBreakout(Strategy):
         close = data["close"]
         middle = close.rolling(self.window).mean()
         upper = middle + self.width * close.rolling(self.window).std()
-        return Signals(entries=crossed_above(close, upper), exits=crossed_below(close, middle))
+        return Signals(entries=crossed_above(close, upper), exits=crossed_below(close, middle),
+                       plots={"upper band": upper, "middle band": middle})

@@ -22,4 +22,5 @@ class DailyFilteredTrend(Strategy):
         daily_close = self.higher(data, "1d")["close"]
         daily_sma = self.higher(data, "1d", apply=lambda days: days["close"].rolling(self.days).mean())
         uptrend = daily_close > daily_sma
-        return Signals(entries=crossed_above(fast, slow) & uptrend, exits=crossed_below(fast, slow) | ~uptrend)
+        return Signals(entries=crossed_above(fast, slow) & uptrend, exits=crossed_below(fast, slow) | ~uptrend,
+                       plots={"fast EMA": fast, "slow EMA": slow, "daily SMA": daily_sma})

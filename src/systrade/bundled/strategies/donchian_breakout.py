@@ -11,4 +11,5 @@ class DonchianBreakout(Strategy):
     def signals(self, data):
         upper = data["high"].rolling(self.entry_window).max().shift(1)
         lower = data["low"].rolling(self.exit_window).min().shift(1)
-        return Signals(entries=(data["close"] > upper), exits=(data["close"] < lower))
+        return Signals(entries=(data["close"] > upper), exits=(data["close"] < lower),
+                       plots={"upper channel": upper, "lower channel": lower})

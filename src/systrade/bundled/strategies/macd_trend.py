@@ -14,5 +14,7 @@ class MacdTrend(Strategy):
         close = data["close"]
         macd = close.ewm(span=self.fast, adjust=False).mean() - close.ewm(span=self.slow, adjust=False).mean()
         signal = macd.ewm(span=self.signal, adjust=False).mean()
-        uptrend = close > close.ewm(span=self.trend, adjust=False).mean()
-        return Signals(entries=crossed_above(macd, signal) & uptrend, exits=crossed_below(macd, signal))
+        trend = close.ewm(span=self.trend, adjust=False).mean()
+        uptrend = close > trend
+        return Signals(entries=crossed_above(macd, signal) & uptrend, exits=crossed_below(macd, signal),
+                       plots={"trend EMA": trend, "MACD": macd, "signal line": signal})

@@ -26,5 +26,6 @@ class MomentumRotation(Strategy):
         for symbol, frame in data.items():
             holding = (held == symbol).reindex(frame.index, fill_value=False)
             signals[symbol] = Signals(entries=holding & ~holding.shift(1, fill_value=False),
-                                      exits=~holding & holding.shift(1, fill_value=False))
+                                      exits=~holding & holding.shift(1, fill_value=False),
+                                      plots={"momentum": momentum[symbol].reindex(frame.index)})
         return signals

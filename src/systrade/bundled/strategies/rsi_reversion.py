@@ -21,4 +21,5 @@ class RsiReversion(Strategy):
 
     def signals(self, data):
         rsi = wilder_rsi(data["close"], self.window)
-        return Signals(entries=crossed_above(rsi, self.oversold), exits=crossed_below(rsi, self.overbought))
+        return Signals(entries=crossed_above(rsi, self.oversold), exits=crossed_below(rsi, self.overbought),
+                       plots={"RSI": rsi})

@@ -1,4 +1,4 @@
-from systrade import Param, Signals, Strategy, crossed_above, crossed_below
+from systrade import Param, Signals, Strategy, crossed_above, crossed_below, indicator
 
 
 class SmaCross(Strategy):
@@ -8,7 +8,19 @@ class SmaCross(Strategy):
     fast = Param(10, low=2, high=100, step=1, help="bars in the fast moving average")
     slow = Param(30, low=5, high=400, step=5, help="bars in the slow moving average")
 
+    def valid(self):
+        return self.fast < self.slow
+
+    # Each average depends on one parameter: a sweep computes it once per value, not once per combination.
+    @indicator("fast")
+    def fast_ma(self, data):
+        return data["close"].rolling(self.fast).mean()
+
+    @indicator("slow")
+    def slow_ma(self, data):
+        return data["close"].rolling(self.slow).mean()
+
     def signals(self, data):
-        fast = data["close"].rolling(self.fast).mean()
-        slow = data["close"].rolling(self.slow).mean()
-        return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow))
+        fast, slow = self.fast_ma(data), self.slow_ma(data)
+        return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow),
+                       plots={"fast": fast, "slow": slow})
