@@ -272,7 +272,8 @@ def test_init_writes_every_setting_at_its_default(tmp_path: Path) -> None:
                               timeframe="1h")
     for key, info in BotSettings.model_fields.items():
         if key not in required | with_defaults:  # each optional setting's example is valid on its own
-            config.write_text(uncomment(text, required | {key}))
+            alone = required - {"symbol"} if key == "symbols" else required  # symbols replaces symbol
+            config.write_text(uncomment(text, alone | {key}))
             assert getattr(load_settings(str(config)).paper.bots[0], key) == info.examples[0]
 
 

@@ -71,13 +71,6 @@ def test_the_monthly_rotation_holds_one_etf_at_a_time_as_worked_out_by_hand(stor
         assert exit_time is not None and pd.Timestamp(exit_time) <= next_entry
 
 
-@pytest.mark.parametrize("command", [("check", "lookahead"), ("optimize",), ("check", "parity")])
-def test_commands_that_do_not_take_several_symbols_yet_say_so(store, run_cli, command) -> None:
-    result = run_cli(*command, "momentum_rotation", "--exchange", "alpaca")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "trades SPY, QQQ, TLT together" in result.stderr and "systrade backtest" in result.stderr
-
-
 def test_a_multi_symbol_strategy_must_answer_for_each_symbol(store, run_cli, workdir: Path) -> None:
     (workdir / "half.py").write_text(
         "from systrade import Signals, Strategy\n\n\nclass Half(Strategy):\n    symbols = ['SPY', 'QQQ']\n\n"

@@ -155,6 +155,9 @@ class BotSettings(_Strict):
                           'or "kis" (Korea Investment & Securities)')
     symbol: str = Field(examples=["BTC/USDT"], description="the market traded (alpaca: a ticker such as AAPL; kis: "
                         "a 6-digit KRX code such as 005930)")
+    symbols: list[str] | None = Field(None, min_length=2, examples=[["BTC/USDT", "ETH/USDT"]], description="instead "
+                                      "of symbol: the markets a strategy trading several symbols together trades "
+                                      "with one capital (its own `symbols` list)")
     mode: Literal["paper", "sandbox"] | None = Field(None, examples=["sandbox"], description='"paper" (simulated '
                                                      'fills) or "sandbox" (real orders on the venue\'s paper '
                                                      "account); default: [paper] mode")
@@ -182,6 +185,46 @@ class BotSettings(_Strict):
     candles: int | None = Field(None, ge=2, le=5000, examples=[300], description="history per tick (default: the "
                                 "strategy's warmup + 250)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _symbol_or_symbols(cls, data: Any) -> Any:
+        """``symbols = [...]`` (several traded together) or ``symbol = "..."``, never both; ``symbol`` is then the
+        first of them (its quote currency is the bot's)."""
+        if isinstance(data, dict) and data.get("symbols") is not None:
+            name = data.get("name", "?")
+            if data.get("symbol") is not None:
+                raise ValueError(f"bot {name} sets both symbol and symbols; keep symbols for a strategy trading "
+                                 "several symbols together, else symbol")
+            listed = data["symbols"]
+            if isinstance(listed, list) and listed and all(isinstance(x, str) for x in listed):
+                if len(set(listed)) != len(listed):
+                    raise ValueError(f"bot {name} lists a symbol twice in symbols; list each once")
+                return {**data, "symbol": listed[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_quote(self) -> BotSettings:
+        if self.symbols:
+            quotes = {bot_quote(self.exchange, symbol) for symbol in self.symbols}
+            if len(quotes) > 1:
+                raise ValueError(f"bot {self.name} trades {', '.join(self.symbols)}, priced in different currencies; "
+                                 "one capital needs symbols of one quote currency")
+            for option in ("max_position", "daily_loss_limit"):
+                if getattr(self, option) is not None:
+                    raise ValueError(f"bot {self.name}: {option} is not available for a bot trading several symbols "
+                                     "yet; remove it")
+        return self
+
+    @property
+    def traded(self) -> list[str]:
+        """Every symbol the bot trades: its ``symbols``, else its one ``symbol``."""
+        return list(self.symbols) if self.symbols else [self.symbol]
+
+    @property
+    def market_text(self) -> str:
+        """The symbols as the ledger and `paper status` name the bot's market."""
+        return ", ".join(self.traded)
+
     @model_validator(mode="after")
     def _one_capital(self) -> BotSettings:
         if self.capital is not None and self.capital_fraction is not None:
@@ -193,6 +236,25 @@ class BotSettings(_Strict):
         """The quote currency of the bot's symbol (``BTC/USDT`` -> ``USDT``; a stock broker's currency for its
         symbols), None for a symbol without one."""
         return bot_quote(self.exchange, self.symbol)
+
+
+def check_bot_symbols(bot, cls) -> None:
+    """A strategy trading several symbols together runs in a bot listing exactly them (``symbols = [...]``); a
+    one-symbol strategy in a bot with one ``symbol``."""
+    wanted = list(cls.symbols)
+    if wanted and bot.symbols is None:
+        raise UserError(f"bot {bot.name}: strategy {cls.strategy_name()} trades {', '.join(wanted)} together; give the "
+                        f"bot symbols = {_toml_list(wanted)} instead of symbol")
+    if not wanted and bot.symbols is not None:
+        raise UserError(f"bot {bot.name}: strategy {cls.strategy_name()} trades one symbol; give the bot symbol = "
+                        f"\"{bot.symbols[0]}\" instead of symbols")
+    if wanted and [s.upper() for s in bot.symbols] != [s.upper() for s in wanted]:
+        raise UserError(f"bot {bot.name}: symbols = {_toml_list(bot.symbols)} differs from the list strategy "
+                        f"{cls.strategy_name()} trades; give symbols = {_toml_list(wanted)}")
+
+
+def _toml_list(symbols: list[str]) -> str:
+    return "[" + ", ".join(f'"{s}"' for s in symbols) + "]"
 
 
 class PaperSettings(_Strict):

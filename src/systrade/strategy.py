@@ -571,19 +571,21 @@ def aligned_inputs(data: pd.DataFrame, declared: Sequence[str], name: str) -> di
     return {symbol: frames[symbol].reindex(data.index) for symbol in declared}
 
 
-def refuse_several_symbols(cls, what: str) -> None:
-    """Strategies trading several symbols together are backtested; the other commands do not take them yet."""
-    if cls.symbols:
-        raise UserError(f"strategy {cls.strategy_name()} trades {', '.join(cls.symbols)} together, which {what} does "
-                        "not support yet; run `systrade backtest` on it")
-
-
 def call_signals_together(strategy: Strategy, datas: dict[str, pd.DataFrame], plots: dict | None = None
                           ) -> dict[str, dict]:
     """Call a multi-symbol strategy's ``signals`` once with ``{symbol: frame}`` and validate each symbol's result
     against its own frame (the same errors as ``call_signals``). Given a ``plots`` dict, each symbol's validated
     plots are put in it."""
     name = strategy.strategy_name()
+    declared = type(strategy).inputs
+    if declared:  # inputs on the union of the traded symbols' times (each frame carries them in its attrs)
+        frames = list(datas.values())
+        union = frames[0].index
+        for frame in frames[1:]:
+            union = union.union(frame.index)
+        carrier = pd.DataFrame(index=union)
+        carrier.attrs = dict(frames[0].attrs)
+        strategy.inputs = aligned_inputs(carrier, declared, name)
     result = _guarded(strategy, {symbol: frame.copy(deep=False) for symbol, frame in datas.items()})
     if not isinstance(result, dict) or set(result) != set(datas):
         got = sorted(result) if isinstance(result, dict) else type(result).__name__

@@ -103,13 +103,21 @@ def run_backtest(
                                         {str(k): int(v) for k, v in reasons.items()}, per_symbol[c.symbol],
                                         plots.get(c.symbol, {})))
     if cash_sharing:
-        equity = values.iloc[:, 0] if isinstance(values, pd.DataFrame) else values
-        closed = trades_all.loc[trades_all["status"] == "closed", "pnl"].to_numpy(dtype=float)
-        exposure = float(np.mean((assets != 0).any(axis=1)))
-        run.portfolio_metrics = compute_metrics(equity.to_numpy(), bar_seconds, closed,
-                                                float(orders["fees"].sum()), exposure, year_days)
-        run.portfolio_metrics["equity"] = equity
+        run.portfolio_metrics = shared_cash_metrics(values, assets, trades_all, orders, bar_seconds, year_days)
     return run
+
+
+def shared_cash_metrics(values: pd.DataFrame | pd.Series, assets: pd.DataFrame, trades: pd.DataFrame,
+                        orders: pd.DataFrame, bar_seconds: float, year_days: float) -> dict[str, Any]:
+    """The metrics of one cash-sharing portfolio from its simulation's value, assets, trades and orders (its equity
+    under ``"equity"``); parameter search of a strategy trading several symbols ranks by these very numbers."""
+    equity = values.iloc[:, 0] if isinstance(values, pd.DataFrame) else values
+    closed = trades.loc[trades["status"] == "closed", "pnl"].to_numpy(dtype=float)
+    exposure = float(np.mean((assets != 0).any(axis=1)))
+    metrics = compute_metrics(equity.to_numpy(), bar_seconds, closed, float(orders["fees"].sum()), exposure,
+                              year_days)
+    metrics["equity"] = equity
+    return metrics
 
 
 def column_metrics(equity: np.ndarray, trades: pd.DataFrame, fees: float, exposure: float, bar_seconds: float,

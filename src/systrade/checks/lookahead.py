@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from systrade.checks.common import SIGNAL_COLUMNS, first_difference, raw_signals
+from systrade.checks.common import CheckData, first_difference, raw_signals, split_key
 from systrade.errors import UserError
 from systrade.strategy import Strategy
 
@@ -45,6 +45,7 @@ class LookaheadReport:
     first_bar: int | None = None  # position in the data of the earliest biased bar found
     first_time: str | None = None  # its open time (ISO, UTC)
     column: str | None = None  # the signal column that differs there
+    symbol: str | None = None  # whose signal it is, for a strategy trading several symbols
     cut: int | None = None  # the truncated length that revealed it
     truncated_value: bool | None = None
     full_value: bool | None = None
@@ -59,8 +60,9 @@ class LookaheadReport:
         if not self.biased:
             return (f"no lookahead: every signal column matched at every bar before each of {self.cuts} cuts "
                     f"of {self.bars} bars")
-        return (f"lookahead: {self.column} at bar {self.first_bar} ({self.first_time}) is {self.full_value} with "
-                f"the full history but {self.truncated_value} when the data ends at bar {self.cut - 1}: the "
+        whose = f"{self.symbol} " if self.symbol else ""
+        return (f"lookahead: {whose}{self.column} at bar {self.first_bar} ({self.first_time}) is {self.full_value} "
+                f"with the full history but {self.truncated_value} when the data ends at bar {self.cut - 1}: the "
                 f"signal used later candles ({self.biased_cuts} of {self.cuts} cuts differ)")
 
 
@@ -104,7 +106,7 @@ def cut_points(index: pd.DatetimeIndex, warmup: int = 0, spread: int = SPREAD_CU
     return sorted(cuts)
 
 
-def check_lookahead(strategy: Strategy, frame: pd.DataFrame, warmup: int | None = None) -> LookaheadReport:
+def check_lookahead(strategy: Strategy, frame: CheckData, warmup: int | None = None) -> LookaheadReport:
     """Compare every signal column at every bar before each cut with the full-history signals."""
     started = time.perf_counter()
     name = strategy.strategy_name()
@@ -120,7 +122,7 @@ def check_lookahead(strategy: Strategy, frame: pd.DataFrame, warmup: int | None 
         except Exception as error:  # a strategy may not cope with a handful of candles
             report.skipped_cuts.append(f"{cut} bars: {type(error).__name__}: {error}")
             continue
-        found = first_difference(truncated, {k: full[k][:cut] for k in SIGNAL_COLUMNS})
+        found = first_difference(truncated, {k: values[:cut] for k, values in full.items()})
         if found is None:
             continue
         report.biased_cuts += 1
@@ -133,7 +135,8 @@ def check_lookahead(strategy: Strategy, frame: pd.DataFrame, warmup: int | None 
     if best is not None:
         bar, column, cut = best
         report.biased = True
-        report.first_bar, report.column, report.cut = bar, column, cut
+        report.first_bar, report.cut = bar, cut
+        report.symbol, report.column = split_key(column)
         report.first_time = frame.index[bar].isoformat()
         report.full_value = bool(full[column][bar])
     report.seconds = time.perf_counter() - started

@@ -23,10 +23,10 @@ import pandas as pd
 
 from systrade.backtest.engine import simulate
 from systrade.backtest.request import PreparedBacktest
-from systrade.checks.common import SIGNAL_COLUMNS, raw_signals
-from systrade.checks.warmup import measure_warmup
+from systrade.checks.common import SIGNAL_COLUMNS, Together, raw_signals
+from systrade.checks.warmup import warmup_for_ticks
 from systrade.errors import UserError
-from systrade.live.replay import ReplayMarket, ReplayResult, replay, replay_bot_settings
+from systrade.live.replay import ReplayMarket, ReplayResult, replay, replay_bot_settings, replay_together
 from systrade.sim.rules import PositionRules, resolve_signals
 from systrade.strategy import Strategy, StrategyRef
 
@@ -213,11 +213,13 @@ def check_parity(prepared: PreparedBacktest, ref: StrategyRef, history: int | No
     ``history`` is the candles per tick (default: the daemon's rule, measured warmup + 250).
     ``market_factory(frame, symbol, fee, granularity)`` replaces the replay's market (for tests).
     """
+    if type(prepared.strategy).symbols:
+        return _parity_together(prepared, ref, history, on_bar)
     if len(prepared.candles) != 1:
         raise UserError("check parity compares one symbol; give one --symbol or one --data file")
     candles = prepared.candles[0]
     strategy, rules = prepared.strategy, prepared.rules
-    warmup = measure_warmup(strategy, candles.frame).warmup if len(candles.frame) >= 10 else 0
+    warmup = warmup_for_ticks(strategy, candles.frame)
     run = prepared.run()
     backtest = [trade_record(row) for _, row in run.results[0].trades.iterrows()]
     bot = replay_bot_settings(strategy.strategy_name(), candles.symbol, candles.timeframe, rules,
@@ -245,3 +247,43 @@ def check_parity(prepared: PreparedBacktest, ref: StrategyRef, history: int | No
         replay_bars_per_second=result.bars_per_second, trades={"backtest": backtest, "replay": replayed},
         replay_stop_exits=int((result.fills["action"] == "stop").sum()) if len(result.fills) else 0,
         replay_rejections=result.rejections, replay_errors=result.errors)
+
+
+def _parity_together(prepared: PreparedBacktest, ref: StrategyRef, history: int | None,
+                     on_bar: Callable[[int, int], None] | None) -> ParityReport:
+    """Parity of a strategy trading several symbols together: the cash-sharing backtest against the replay of
+    the several-symbol bot's ticks, symbol by symbol (each difference names its symbol)."""
+    strategy, rules = prepared.strategy, prepared.rules
+    frames = {c.symbol: c.frame for c in prepared.candles}
+    warmup = warmup_for_ticks(strategy, Together(frames))
+    run = prepared.run()
+    bot = replay_bot_settings(strategy.strategy_name(), list(frames), prepared.candles[0].timeframe, rules,
+                              strategy.param_values, history=history)
+    results = replay_together(ref, frames, bot, rules, prepared.cash, warmup=warmup, on_bar=on_bar)
+    backtest, replayed, differences, total = {}, {}, [], 0
+    for result in run.results:
+        symbol = result.candles.symbol
+        backtest[symbol] = [trade_record(row) for _, row in result.trades.iterrows()]
+        replayed[symbol] = [trade_record(row) for _, row in results[symbol].trades.iterrows()]
+        found = compare_trades(backtest[symbol], replayed[symbol])
+        total += len(found)
+        for number, fields in found[:MAX_LISTED - len(differences)]:
+            a = backtest[symbol][number] if number < len(backtest[symbol]) else None
+            b = replayed[symbol][number] if number < len(replayed[symbol]) else None
+            why = "the backtest has this trade but the replay does not" if b is None else \
+                "the replay has this trade but the backtest does not" if a is None else \
+                "; ".join(f"{name} {b[name]!r} instead of {a[name]!r}" for name in fields)
+            differences.append({"symbol": symbol, "trade": number + 1, "fields": fields, "backtest": a, "replay": b,
+                                "why": why})
+    first = next(iter(results.values()))
+    return ParityReport(
+        strategy=strategy.strategy_name(), params=strategy.param_values, symbol=", ".join(frames),
+        timeframe=prepared.candles[0].timeframe, bars=first.bars, rules=rules.to_dict(), history=first.history,
+        warmup=warmup, identical=total == 0, backtest_trades=sum(map(len, backtest.values())),
+        replay_trades=sum(map(len, replayed.values())), differences=differences, differences_total=total,
+        replay_seconds=first.seconds, replay_bars_per_second=first.bars_per_second,
+        trades={"backtest": [{"symbol": s, **t} for s, ts in backtest.items() for t in ts],
+                "replay": [{"symbol": s, **t} for s, ts in replayed.items() for t in ts]},
+        replay_stop_exits=sum(int((r.fills["action"] == "stop").sum()) if len(r.fills) else 0
+                              for r in results.values()),
+        replay_rejections=first.rejections, replay_errors=first.errors)

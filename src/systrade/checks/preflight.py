@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from systrade.checks.common import Together
 from systrade.checks.lookahead import LookaheadReport, check_lookahead
-from systrade.checks.warmup import measure_warmup
-from systrade.config import Settings
+from systrade.checks.warmup import DataTooShort, measure_warmup
+from systrade.config import Settings, check_bot_symbols
 from systrade.data.load import Candles
 from systrade.errors import UserError
 from systrade.strategy import build_strategy, load_strategy
@@ -43,35 +44,51 @@ def preflight(settings: Settings) -> list[BotCheck]:
     checks = []
     for bot in settings.paper.bots:
         ref = load_strategy(bot.strategy, settings.strategies.folders)
+        check_bot_symbols(bot, ref.cls)
         strategy = build_strategy(ref, bot.params)
-        candles = _check_candles(settings, bot)
-        path = Path(candles.source)
-        stamp = path.stat().st_mtime_ns if path.is_file() else None
-        key = (ref.source, ref.cls.__qualname__, repr(sorted(strategy.param_values.items())), candles.source, stamp)
+        traded = [_check_candles(settings, bot, symbol, i) for i, symbol in enumerate(bot.traded)]
+        candles = traded[0]
+        data = Together({c.symbol: c.frame for c in traded}) if bot.symbols else candles.frame
+        stamps = [Path(c.source).stat().st_mtime_ns if Path(c.source).is_file() else None for c in traded]
+        key = (ref.source, ref.cls.__qualname__, repr(sorted(strategy.param_values.items())),
+               tuple(c.source for c in traded), tuple(stamps))
         if key not in _CHECKED:
-            _CHECKED[key] = (check_lookahead(strategy, candles.frame), None)
+            _CHECKED[key] = (check_lookahead(strategy, data), None)
         lookahead, warmup = _CHECKED[key]
         if warmup is None and bot.candles is None:  # a bot that sets `candles` does not need it
-            warmup = measure_warmup(strategy, candles.frame).warmup
+            try:
+                warmup = measure_warmup(strategy, data).warmup
+            except DataTooShort as short:
+                # A strategy that looks ahead changes its signals with later candles, so no history is ever enough:
+                # the lookahead finding is what the start-up reports, and the bot keeps its default history.
+                if not lookahead.biased:
+                    raise UserError(f"bot {bot.name}: {short}; store more candles of {candles.symbol} or set the "
+                                    "bot's `candles` (the history each tick fetches)") from None
             _CHECKED[key] = (lookahead, warmup)
         source = candles.note if candles.synthetic else candles.source
-        checks.append(BotCheck(bot.name, f"{candles.symbol} {candles.timeframe}, {source}", lookahead, warmup))
+        symbols = ", ".join(c.symbol for c in traded)
+        checks.append(BotCheck(bot.name, f"{symbols} {candles.timeframe}, {source}", lookahead, warmup))
     return checks
 
 
 PREFLIGHT_SAMPLE_BARS = 5000
 
 
-def _check_candles(settings: Settings, bot) -> Candles:
-    """The bot's stored series, else the bundled sample (generated shorter when its file is absent: start-up
-    stays quick, and 5,000 synthetic candles are plenty to catch lookahead and bound a warmup)."""
+def _check_candles(settings: Settings, bot, symbol: str | None = None, number: int = 0) -> Candles:
+    """The bot's stored series of ``symbol`` (its own by default), else the bundled sample (generated shorter when
+    its file is absent: start-up stays quick, and 5,000 synthetic candles are plenty to catch lookahead and bound
+    a warmup). Each symbol of a bot trading several gets its own synthetic series, named by that symbol."""
     from systrade.data.load import load_candles
-    from systrade.data.sample import SAMPLE_KEY, generate_sample
+    from systrade.data.sample import SAMPLE_KEY, SAMPLE_SEED, generate_sample
 
+    symbol = symbol or bot.symbol
     try:
-        return load_candles(settings.data.dir, None, bot.exchange, [bot.symbol], bot.timeframe)[0]
+        return load_candles(settings.data.dir, None, bot.exchange, [symbol], bot.timeframe)[0]
     except UserError:
         pass
+    if bot.symbols:
+        frame = generate_sample(bars=PREFLIGHT_SAMPLE_BARS, seed=SAMPLE_SEED + number)
+        return Candles(symbol, SAMPLE_KEY.timeframe, frame, "bundled sample generator", True)
     if SAMPLE_KEY.path(settings.data.dir).is_file():
         return load_candles(settings.data.dir)[0]
     frame = generate_sample(bars=PREFLIGHT_SAMPLE_BARS)

@@ -25,15 +25,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pandas as pd
-
-from systrade.checks.common import SIGNAL_COLUMNS, raw_signals
+from systrade.checks.common import CheckData, raw_signals, split_key
 from systrade.errors import UserError
 from systrade.strategy import Strategy
 
 STARTS = 160
 FIRST_WINDOW = 2048
 _GOLDEN = 0.6180339887498949
+
+
+class DataTooShort(UserError):
+    """The data is shorter than the history the strategy needs, so no warmup can be measured on it.
+
+    ``needs_more_than``: candles of history known not to be enough (the data must be longer than this)."""
+
+    def __init__(self, message: str, needs_more_than: int) -> None:
+        super().__init__(message)
+        self.needs_more_than = needs_more_than
 
 
 @dataclass
@@ -52,6 +60,7 @@ class WarmupReport:
     worst_start: str | None = None  # start (ISO) of the window whose longest differing history set the warmup
     worst_time: str | None = None  # the bar (ISO) where it differed
     worst_column: str | None = None
+    worst_symbol: str | None = None  # the traded symbol whose signal differed (strategies trading several)
     rounding_bars: list[str] = field(default_factory=list)  # "time column" where the signal flips with float rounding
     seconds: float = 0.0
 
@@ -62,8 +71,6 @@ class WarmupReport:
         text = (f"warmup: {self.warmup} candles (signals on the last bar equal the full history's with at "
                 f"least this much history; {self.starts} windows of {self.window} bars, {self.ends_tested:,} "
                 f"end positions compared; declared warmup {self.declared})")
-        if not self.bounded:
-            text += "; differences reached the end of the longest window, so the data is too short to bound it"
         if self.rounding_bars:
             text += (f"; {len(self.rounding_bars)} bar(s) flip with float rounding whatever the history (near-ties, "
                      f"first {self.rounding_bars[0]}): a live bot and the backtest may disagree there")
@@ -79,7 +86,7 @@ def _starts(n: int, window: int, count: int) -> list[int]:
     return sorted(picked)
 
 
-def _longer_windows_differ(strategy: Strategy, frame: pd.DataFrame, full: dict, end: int, length: int,
+def _longer_windows_differ(strategy: Strategy, frame: CheckData, full: dict, end: int, length: int,
                            column: str) -> bool:
     """Whether windows much longer than ``length`` ending at bar ``end`` also differ from the full history there.
 
@@ -96,12 +103,14 @@ def _longer_windows_differ(strategy: Strategy, frame: pd.DataFrame, full: dict, 
     return False
 
 
-def measure_warmup(strategy: Strategy, frame: pd.DataFrame, starts: int = STARTS,
+def measure_warmup(strategy: Strategy, frame: CheckData, starts: int = STARTS,
                    first_window: int = FIRST_WINDOW) -> WarmupReport:
     """The smallest history length whose last-bar signals matched the full history's at every tested end.
 
     Differences that longer histories reproduce (float rounding at near-ties) do not count towards the
-    warmup; they are listed in ``rounding_bars`` instead.
+    warmup; they are listed in ``rounding_bars`` instead. Raises ``DataTooShort`` when the data cannot bound the
+    warmup: no signal at all in it (every history gives the same nothing), a declared warmup as long as the data,
+    or differences that reach the end of the longest window.
     """
     began = time.perf_counter()
     n = len(frame)
@@ -109,6 +118,14 @@ def measure_warmup(strategy: Strategy, frame: pd.DataFrame, starts: int = STARTS
         raise UserError(f"the warmup check needs at least 10 candles; the data has {n}")
     full = raw_signals(strategy, frame)
     declared = int(getattr(strategy, "warmup", 0) or 0)
+    name = strategy.strategy_name()
+    if declared >= n:
+        raise DataTooShort(f"the data ({n} candles) is too short to measure the warmup of strategy {name}: it "
+                           f"declares warmup = {declared}; give more than {2 * declared} candles", declared)
+    if not any(values.any() for values in full.values()):
+        raise DataTooShort(f"the data ({n} candles) is too short to measure the warmup of strategy {name}: its "
+                           "signals are False on every bar, so every history length looks alike; give more candles "
+                           "(enough for the strategy to signal)", n - 1)
     largest = n - max(8, min(64, n // 4))  # windows shorter than the data, so that they start at many bars
     window = min(first_window, n // 2)
     rounding: dict[int, str] = {}
@@ -119,7 +136,7 @@ def measure_warmup(strategy: Strategy, frame: pd.DataFrame, starts: int = STARTS
             part = frame.iloc[s:s + window]
             signals = raw_signals(strategy, part)
             ends += len(part)
-            differing = sorted(((int(i), column) for column in SIGNAL_COLUMNS
+            differing = sorted(((int(i), column) for column in full
                                 for i in (signals[column] != full[column][s:s + len(part)]).nonzero()[0]),
                                reverse=True)
             for offset, column in differing:  # the longest differing history first
@@ -135,11 +152,27 @@ def measure_warmup(strategy: Strategy, frame: pd.DataFrame, starts: int = STARTS
         if bounded or window >= largest:
             break
         window = min(largest, window * 2)
-    report = WarmupReport(strategy.strategy_name(), strategy.param_values, n, need, declared, len(chosen), window,
+    if not bounded:
+        raise DataTooShort(f"the data ({n} candles) is too short to measure the warmup of strategy {name}: signals "
+                           f"computed from {need - 1} candles of history still differ from the full history's "
+                           f"(windows of {window} bars); it needs more than {need - 1} candles of history, so give "
+                           f"at least {2 * need} candles", need - 1)
+    report = WarmupReport(name, strategy.param_values, n, need, declared, len(chosen), window,
                           ends, bounded, seconds=time.perf_counter() - began)
     report.rounding_bars = [f"{frame.index[i].isoformat()} {c}" for i, c in sorted(rounding.items())]
     if worst is not None:
         report.worst_start = frame.index[worst[0]].isoformat()
         report.worst_time = frame.index[worst[1]].isoformat()
-        report.worst_column = worst[2]
+        report.worst_symbol, report.worst_column = split_key(worst[2])
     return report
+
+
+def warmup_for_ticks(strategy: Strategy, frame: CheckData) -> int:
+    """The warmup a replay's ticks are given on ``frame``: the measured one, or the whole data when the data is
+    too short to measure it (then each tick sees every candle up to its bar: never too little history)."""
+    if len(frame) < 10:
+        return len(frame)
+    try:
+        return measure_warmup(strategy, frame).warmup
+    except DataTooShort:
+        return len(frame)

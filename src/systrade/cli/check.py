@@ -23,7 +23,7 @@ def _inputs(options: BacktestOptions):
 
     config = settings()
     return load_check_inputs(options.strategy, options.params, config.strategies.folders, config.data.dir,
-                             options.data_file, options.exchange, options.symbols[0] if options.symbols else None,
+                             options.data_file, options.exchange, list(options.symbols),
                              options.timeframe, options.start, options.end, date_format=options.date_format,
                              max_file_mb=config.data.max_file_mb)
 
@@ -45,9 +45,9 @@ def lookahead(strategy: str = STRATEGY, json_path: str | None = JSON, options: B
     check_output_path(json_path, "--json")
     inputs = _inputs(options)
     _note(inputs.candles)
-    report = check_lookahead(inputs.strategy, inputs.candles.frame)
+    report = check_lookahead(inputs.strategy, inputs.data)
     if json_path:
-        write_json(json_path, {**report.to_dict(), "data_source": inputs.candles.source,
+        write_json(json_path, {**report.to_dict(), "symbols": inputs.symbols, "data_source": inputs.candles.source,
                                "synthetic": inputs.candles.synthetic})
     style = "bold red" if report.biased else "green"
     out.print(f"[{style}]{report.message()}[/] ({report.seconds:.2f} s)", highlight=False)
@@ -65,9 +65,9 @@ def warmup(strategy: str = STRATEGY, json_path: str | None = JSON, options: Back
     check_output_path(json_path, "--json")
     inputs = _inputs(options)
     _note(inputs.candles)
-    report = measure_warmup(inputs.strategy, inputs.candles.frame)
+    report = measure_warmup(inputs.strategy, inputs.data)
     if json_path:
-        write_json(json_path, {**report.to_dict(), "data_source": inputs.candles.source,
+        write_json(json_path, {**report.to_dict(), "symbols": inputs.symbols, "data_source": inputs.candles.source,
                                "synthetic": inputs.candles.synthetic})
     out.print(f"{report.message()} ({report.seconds:.2f} s)", highlight=False)
 
@@ -86,18 +86,17 @@ def parity(
     from systrade.checks.parity import check_parity
     from systrade.errors import UserError
     from systrade.progress import progress_bar
-    from systrade.strategy import load_strategy, refuse_several_symbols
+    from systrade.strategy import load_strategy
 
     if history is not None and not 2 <= history <= 5000:
         raise UserError(f"--history {history} is not valid; give 2 to 5000 candles (a bot's `candles` range)")
     check_output_path(json_path, "--json")
     config = settings()
     prepared = prepare_backtest(options, config)
-    refuse_several_symbols(type(prepared.strategy), "`systrade check parity`")
     _note(prepared.candles[0])
     ref = load_strategy(strategy, config.strategies.folders)
     with progress_bar("bars") as bar:
-        task = bar.add_task("replay", total=len(prepared.candles[0].frame), rate="")
+        task = bar.add_task("replay", total=max(len(c.frame) for c in prepared.candles), rate="")
         report = check_parity(prepared, ref, history,
                               on_bar=lambda done, total: bar.update(task, completed=done) if done % 200 == 0 else None)
         bar.update(task, completed=report.bars)
@@ -111,7 +110,8 @@ def parity(
         return
     out.print(f"[bold red]parity: {report.differences_total} trade(s) differ[/]", highlight=False)
     for diff in report.differences[:5]:
-        out.print(f"trade {diff['trade']}: {', '.join(diff['fields'])} differ", highlight=False)
+        whose = f"{diff['symbol']} " if diff.get("symbol") else ""
+        out.print(f"{whose}trade {diff['trade']}: {', '.join(diff['fields'])} differ", highlight=False)
         out.print(f"  backtest: {_trade_text(diff['backtest'])}", highlight=False)
         out.print(f"  replay:   {_trade_text(diff['replay'])}", highlight=False)
         out.print(f"  why: {diff['why']}", highlight=False)

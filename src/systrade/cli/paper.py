@@ -117,7 +117,7 @@ def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON
     for bot in report["bots"]:
         currency = bot["quote"] or ""
         table.add_row(bot["name"], bot["strategy"], f"{bot['exchange']} {bot['symbol']}", bot["timeframe"],
-                      f"{bot['position']:.8g}", money(bot["capital"], currency), money(bot["cash"], currency),
+                      _positions_text(bot), money(bot["capital"], currency), money(bot["cash"], currency),
                       money(bot["equity"], currency), money(bot["pnl"], currency, "+"),
                       money(bot["fees"], currency, places=4), local_time(bot["last_bar"], config.paper.timezone),
                       f"yes: {bot['halted_reason']}" if bot["halted"] else "no")
@@ -128,6 +128,13 @@ def status(json_path: str | None = typer.Option(None, "--json", help="Write JSON
             out.print(f"{bot['name']}: last order {refused['status']} at "
                       f"{local_time(refused['time'], config.paper.timezone)}: {refused['reason']}",
                       highlight=False, markup=False)
+
+
+def _positions_text(bot: dict) -> str:
+    """One bot's position; each symbol's for a bot trading several."""
+    if bot["position"] is not None:
+        return f"{bot['position']:.8g}"
+    return ", ".join(f"{p['position']:.8g} {p['symbol']}" for p in bot["positions"])
 
 
 @group.command("trades")

@@ -30,7 +30,7 @@ def answer(ledger, text: str, notifier: Notifier | None = None) -> str:
     argument = words[1] if len(words) > 1 else None
     if command == "/status":
         report = status(ledger, "", last_prices(ledger))
-        lines = [f"{b['name']}: {b['symbol']} position {b['position']:.8g}"
+        lines = [f"{b['name']}: " + ", ".join(f"{p['symbol']} position {p['position']:.8g}" for p in b["positions"])
                  + (f", equity {b['equity']:,.2f} {b['quote'] or ''}" if b["equity"] is not None else "")
                  + (f", P&L {b['pnl']:+,.2f}" if b["pnl"] is not None else "")
                  + (" (halted)" if b["halted"] else "") for b in report["bots"]]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from systrade.config import Settings, allocate_capital
+from systrade.config import Settings, allocate_capital, check_bot_symbols
 from systrade.data.calendars import calendar_name
 from systrade.data.timeframes import timeframe_seconds
 from systrade.errors import UserError
@@ -39,12 +39,13 @@ from systrade.exchange import (
 from systrade.live.broker import PaperBroker, SandboxBroker
 from systrade.live.broker_orders import BrokerSandbox
 from systrade.live.commands import CommandListener
+from systrade.live.group import GroupRunner
 from systrade.live.ledger import Ledger, LedgerFailure
 from systrade.live.market import MarketData
 from systrade.live.notify import Notice, Notifier, targets_from
 from systrade.live.runner import BotRunner, TickResult
 from systrade.live.sessions import SessionTrigger
-from systrade.strategy import StrategyRef, load_strategy, refuse_several_symbols
+from systrade.strategy import StrategyRef, load_strategy
 from systrade.venues.base import is_broker
 
 log = logging.getLogger("systrade.paper")
@@ -73,7 +74,7 @@ def prepare(settings: Settings, schedule: bool = False) -> Prepared:
         raise UserError("no bots configured; add [[paper.bots]] tables to systrade.toml (see the README)")
     refs = {bot.name: load_strategy(bot.strategy, settings.strategies.folders) for bot in paper.bots}
     for bot in paper.bots:
-        refuse_several_symbols(refs[bot.name].cls, f"a paper bot ({bot.name})")
+        check_bot_symbols(bot, refs[bot.name].cls)
     for bot in paper.bots:
         timeframe_seconds(bot.timeframe)
         if schedule and not is_broker(bot.exchange):
@@ -97,7 +98,7 @@ def prepare(settings: Settings, schedule: bool = False) -> Prepared:
     for bot in paper.bots:
         client = clients[client_key(bot, paper.mode_of(bot))]
         try:
-            for symbol in (bot.symbol, *refs[bot.name].cls.inputs):  # the traded symbol and the strategy's inputs
+            for symbol in (*bot.traded, *refs[bot.name].cls.inputs):  # the traded symbols and the strategy's inputs
                 checked = bot.model_copy(update={"symbol": symbol})
                 if is_broker(bot.exchange):
                     _check_broker_market(client, checked, policy)
@@ -183,7 +184,7 @@ def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
     paper = settings.paper
     prepared = prepared or prepare(settings)
     ledger = ledger or Ledger(paper.database)
-    ledger.check_markets_kept([(bot.name, bot.exchange, bot.symbol) for bot in paper.bots])
+    ledger.check_markets_kept([(bot.name, bot.exchange, bot.market_text) for bot in paper.bots])
     ledger.ensure_account(paper.balances)
     capitals = bot_capitals(settings, ledger)
     runners = []
@@ -197,8 +198,9 @@ def build_runners(settings: Settings, warmups: dict[str, int] | None = None,
         else:
             market = MarketData(client, prepared.policy, market_rule_overrides(bot.exchange, settings))
             broker = SandboxBroker(client, prepared.policy) if mode == "sandbox" else PaperBroker(market)
-        runners.append(BotRunner(bot, prepared.refs[bot.name], ledger, market, broker,
-                                 warmup=(warmups or {}).get(bot.name), clock=clock, capital=capitals.get(bot.name)))
+        kind = GroupRunner if bot.symbols else BotRunner
+        runners.append(kind(bot, prepared.refs[bot.name], ledger, market, broker,
+                            warmup=(warmups or {}).get(bot.name), clock=clock, capital=capitals.get(bot.name)))
     return ledger, runners
 
 
@@ -343,7 +345,9 @@ def daily_summary(runners: list[BotRunner]) -> Notice:
         state = runner.ledger.bot_state(runner.name)
         bot = runner.ledger.bot(runner.name)
         quote = runner.market.rules(runner.settings.symbol).quote
-        line = f"{runner.name}: position {state.position:.8g} {runner.settings.symbol}, cash {state.cash or 0:,.2f} " \
+        held = ", ".join(f"{runner.ledger.bot_state(leg.name).position:.8g} {leg.settings.symbol}"
+                         for leg in getattr(runner, "legs", [runner]))
+        line = f"{runner.name}: position {held}, cash {state.cash or 0:,.2f} " \
                f"{quote}" + (" (halted)" if state.halted else "")
         if bot is not None and bot.capital is not None:
             line += f", capital {bot.capital:,.2f} {quote}"
@@ -404,7 +408,7 @@ def run_forever(runners: list[BotRunner], delay: int, notifier: Notifier | None 
                           misfire_grace_time=max(1, seconds // 2))
         first = trigger.get_next_fire_time(None, datetime.now(UTC))
         log.info("%s: scheduled %s %s %s every %s%s; next tick %s", runner.name, runner.strategy.strategy_name(),
-                 runner.settings.exchange, runner.settings.symbol, runner.settings.timeframe,
+                 runner.settings.exchange, runner.settings.market_text, runner.settings.timeframe,
                  f" on the {calendar} sessions" if calendar else "",
                  first.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if first else "never")
 

@@ -171,6 +171,19 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+LEG_SEPARATOR = ":"  # never in a configured bot's name, so a leg's row cannot be mistaken for a bot
+
+
+def leg_name(bot: str, symbol: str) -> str:
+    """The ledger name of one symbol of a bot trading several (``live.group``): its position, entry and orders."""
+    return f"{bot}{LEG_SEPARATOR}{symbol}"
+
+
+def group_of(name: str) -> str | None:
+    """The bot a leg row belongs to, or None for a bot's own row."""
+    return name.split(LEG_SEPARATOR, 1)[0] if LEG_SEPARATOR in name else None
+
+
 def client_order_id(bot: str, bar_time: datetime, kind: str = "") -> str:
     """Deterministic id for the one order a bot may place for a bar (<= 36 chars, exchange-safe).
 

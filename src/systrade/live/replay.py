@@ -94,6 +94,54 @@ class ReplayMarket:
         return None  # one market only (the paper broker charges fees in its quote currency anyway)
 
 
+class PortfolioReplayMarket:
+    """Several symbols' candles served up to one simulated clock (a bot trading them together): the clock walks
+    the union of their times; each symbol's closed candles and next open are its own ``ReplayMarket``'s."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], fee: float, granularity: float | None = None) -> None:
+        self.markets = {symbol: ReplayMarket(frame, symbol, fee, granularity) for symbol, frame in frames.items()}
+        frames_list = list(frames.values())
+        index = frames_list[0].index
+        for frame in frames_list[1:]:
+            index = index.union(frame.index)
+        self.times = index
+        step = index[-1] - index[-2] if len(index) > 1 else pd.Timedelta(0)
+        self._end = index[-1] + step
+        self.closed = 0
+
+    def advance(self, closed: int) -> None:
+        """Move the clock to the open of union bar ``closed``: each symbol has closed the candles opened before."""
+        self.closed = closed
+        now = pd.Timestamp(self.now())
+        for market in self.markets.values():
+            market.advance(int(market.times.searchsorted(now, side="left")))
+
+    def now(self) -> datetime:
+        stamp = self.times[self.closed] if self.closed < len(self.times) else self._end
+        return stamp.to_pydatetime()
+
+    def rules(self, symbol: str) -> MarketRules:
+        return self.markets[symbol].rules(symbol)
+
+    def amount_to_precision(self, symbol: str, amount: float) -> float:
+        return self.markets[symbol].amount_to_precision(symbol, amount)
+
+    def server_time_ms(self) -> int:
+        return int(pd.Timestamp(self.now()).value // 1_000_000)
+
+    def closed_candles(self, symbol: str, timeframe: str, count: int) -> pd.DataFrame:
+        return self.markets[symbol].closed_candles(symbol, timeframe, count)
+
+    def order_book(self, symbol: str) -> dict:
+        return self.markets[symbol].order_book(symbol)
+
+    def last_price(self, symbol: str) -> float:
+        return self.markets[symbol].last_price(symbol)
+
+    def conversion_price(self, asset: str, quote: str) -> float | None:
+        return None
+
+
 @dataclass
 class ReplayResult:
     """What the daemon's tick code did over the candles."""
@@ -119,11 +167,13 @@ class ReplayResult:
         return self.bars / self.seconds if self.seconds > 0 else math.inf
 
 
-def replay_bot_settings(strategy_name: str, symbol: str, timeframe: str, rules: PositionRules,
+def replay_bot_settings(strategy_name: str, symbol: str | list[str], timeframe: str, rules: PositionRules,
                         params: dict | None = None, history: int | None = None) -> BotSettings:
-    """Settings of the one bot a replay runs when no configured bot is named."""
+    """Settings of the one bot a replay runs when no configured bot is named (``symbol``: a list for a strategy
+    trading several symbols together)."""
+    market = {"symbols": symbol} if isinstance(symbol, list) else {"symbol": symbol}
     return BotSettings(name=REPLAY_BOT, strategy=strategy_name, params=params or {}, exchange="replay",
-                       symbol=symbol, timeframe=timeframe, size=rules.size, size_type=rules.size_type,
+                       **market, timeframe=timeframe, size=rules.size, size_type=rules.size_type,
                        direction=rules.direction, slippage=rules.slippage, fees=rules.fees, candles=history)
 
 
@@ -185,11 +235,69 @@ def replay(ref: StrategyRef, frame: pd.DataFrame, bot: BotSettings, rules: Posit
         final_equity=final_cash + position * float(frame["close"].iloc[-1]), seconds=seconds)
 
 
-def ledger_fills(ledger: Ledger, index: pd.DatetimeIndex) -> pd.DataFrame:
-    """The ledger's fills with the bar each one filled in (from its fill time on the simulated clock)."""
+def replay_together(ref: StrategyRef, frames: dict[str, pd.DataFrame], bot: BotSettings, rules: PositionRules,
+                    cash: float, warmup: int | None = None,
+                    on_bar: Callable[[int, int], None] | None = None) -> dict[str, ReplayResult]:
+    """``replay`` of a bot trading several symbols together (``GroupRunner``): one tick per bar of the union of
+    their times, one cash; a result per symbol (its fills and trades; cash and equity are the bot's)."""
+    from systrade.live.group import GroupRunner
+
+    market = PortfolioReplayMarket(frames, rules.fees if bot.fees is None else bot.fees, rules.granularity)
+    ledger = Ledger("sqlite://")
+    quote = market.rules(bot.symbol).quote
+    ledger.ensure_account({quote: float(cash)})
+    runner = GroupRunner(bot, ref, ledger, market, PaperBroker(market), rules=rules, warmup=warmup,
+                         clock=market.now, capital=float(cash))
+    n = len(market.times)
+    outcomes: Counter[str] = Counter()
+    errors: list[str] = []
+    quiet = logging.getLogger("systrade.paper")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    started = time.perf_counter()
+    try:
+        for i in range(n):
+            market.advance(i + 1)
+            if i == n - 1:
+                runner.settle_stops()
+                break
+            try:
+                result = runner.tick()
+            except Exception as error:  # the daemon skips a failing tick (safe_tick); so does the replay
+                errors.append(f"bar {market.times[i]}: {type(error).__name__}: {error}")
+                outcomes["error"] += 1
+            else:
+                outcomes[result.outcome] += 1
+            if on_bar is not None:
+                on_bar(i + 1, n)
+    finally:
+        quiet.setLevel(level)
+    seconds = time.perf_counter() - started
+    final_cash = float(ledger.bot(bot.name).cash or 0.0)
+    equity = final_cash + sum(ledger.bot(leg.name).position * float(frames[leg.settings.symbol]["close"].iloc[-1])
+                              for leg in runner.legs)
+    rejections = [f"{as_utc(o.bar_time)}: {o.symbol} {o.action} {o.side} {o.amount:.10g}: {o.reason}"
+                  for o in ledger.orders("rejected")]
+    results = {}
+    for leg in runner.legs:
+        symbol = leg.settings.symbol
+        fills = ledger_fills(ledger, market.times, symbol)
+        results[symbol] = ReplayResult(
+            symbol=symbol, timeframe=bot.timeframe, bars=n, history=runner.history, initial_cash=float(cash),
+            fills=fills, trades=trades_from_fills(fills), signals={}, outcomes=dict(outcomes), rejections=rejections,
+            errors=errors, final_cash=final_cash, final_position=ledger.bot(leg.name).position, final_equity=equity,
+            seconds=seconds)
+    return results
+
+
+def ledger_fills(ledger: Ledger, index: pd.DatetimeIndex, symbol: str | None = None) -> pd.DataFrame:
+    """The ledger's fills with the bar each one filled in (from its fill time on the simulated clock); only
+    ``symbol``'s when given."""
     actions = {o.client_order_id: (o.action, o.reason) for o in ledger.orders()}
     rows = []
     for f in ledger.fills():
+        if symbol is not None and f.symbol != symbol:
+            continue
         moment = pd.Timestamp(as_utc(f.time))
         position = int(index.searchsorted(moment, side="right")) - 1
         action, reason = actions.get(f.client_order_id, ("", ""))

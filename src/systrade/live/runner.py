@@ -134,6 +134,20 @@ class BotRunner:
 
     def tick(self) -> TickResult:
         """Process the newest closed candle, if it is new. Exchange errors surface after the retry policy."""
+        ready = self.prepare_tick()
+        if isinstance(ready, TickResult):
+            return ready
+        candles, bar, state = ready
+        arrays = call_signals(self.strategy, candles)
+        with ACCOUNT_LOCK:
+            decided = self.decide_bar(candles, arrays, bar, state)
+            if isinstance(decided, TickResult):
+                return decided
+            return self._trade(decided[0], bar, decided[1])
+
+    def prepare_tick(self):
+        """Before the strategy runs: complete what earlier ticks left, fetch the closed candles; ``(candles, bar,
+        state)``, or the TickResult that ends the tick here (no candles, no new bar, an order still open)."""
         if self._reconcile_due or self.asynchronous or self.calendar:
             self.reconcile()
         state = self.ledger.bot_state(self.name)  # after reconcile: a completed intent changes the position
@@ -154,32 +168,39 @@ class BotRunner:
             message = f"order {waiting.client_order_id} is still {waiting.status}; no new order until it is done"
             self._mark_bar(bar, "waiting", message)
             return TickResult(self.name, "waiting", bar, message)
-        arrays = call_signals(self.strategy, candles)
+        return candles, bar, state
+
+    def decide_bar(self, candles: pd.DataFrame, arrays: dict[str, np.ndarray | None], bar: datetime, state):
+        """Steps 1 and 3 of the stops, then the action the newest bar's signals (``arrays``, validated) ask for:
+        ``(action, late)`` to trade, or the TickResult of a bar that trades nothing. Call it under ACCOUNT_LOCK."""
         resolved = resolve_signals(arrays, self.rules.direction)
         self.last_signals = {k: bool(resolved[k][-1]) for k in SIGNAL_COLUMNS}
         last_bar = as_utc(state.last_bar)
-        with ACCOUNT_LOCK:
-            stop_bar = None
-            if self.has_stops:
-                stop_bar = self._stops_in(candles, state)
-                self._stop_at_price(bar)
-            state = self.ledger.bot_state(self.name)
-            action = kernel.decide(state.position, *self.last_signals.values())
-            late = ""
-            if last_bar is not None:
-                action, late = self._catch_up(candles, resolved, last_bar, stop_bar, state.position, action)
-            if state.halted:
-                if action not in (kernel.CLOSE, kernel.REVERSE):
-                    self._mark_bar(bar, "halted")
-                    return TickResult(self.name, "halted", bar, state.halted_reason or "halted")
-                action = kernel.CLOSE  # a halted bot still exits, but opens nothing
-            elif self._loss_limit_hit(candles, state):
-                self._mark_bar(bar, "halted", "daily loss limit reached")
-                return TickResult(self.name, "halted", bar, "daily loss limit reached")
-            if action == kernel.HOLD:
-                self._mark_bar(bar, "hold")
-                return TickResult(self.name, "hold", bar)
-            return self._trade(action, bar, late)
+        stop_bar = None
+        if self.has_stops:
+            stop_bar = self._stops_in(candles, state)
+            self._stop_at_price(bar)
+        state = self.ledger.bot_state(self.name)
+        action = kernel.decide(state.position, *self.last_signals.values())
+        late = ""
+        if last_bar is not None:
+            action, late = self._catch_up(candles, resolved, last_bar, stop_bar, state.position, action)
+        if state.halted or self._group_halted():
+            if action not in (kernel.CLOSE, kernel.REVERSE):
+                self._mark_bar(bar, "halted")
+                return TickResult(self.name, "halted", bar, state.halted_reason or "halted")
+            action = kernel.CLOSE  # a halted bot still exits, but opens nothing
+        elif self._loss_limit_hit(candles, state):
+            self._mark_bar(bar, "halted", "daily loss limit reached")
+            return TickResult(self.name, "halted", bar, "daily loss limit reached")
+        if action == kernel.HOLD:
+            self._mark_bar(bar, "hold")
+            return TickResult(self.name, "hold", bar)
+        return action, late
+
+    def _group_halted(self) -> bool:
+        """Whether the bot this runner trades for is halted as a whole (a several-symbol bot's; see ``group``)."""
+        return False
 
     # ------------------------------------------------------------------ missed candles
 
@@ -344,6 +365,10 @@ class BotRunner:
         """The bot's own cash (its capital, moved by its fills): what it sizes from."""
         return float(self.ledger.bot_state(self.name).cash or 0.0)
 
+    def _wallet(self, s, bot: Bot) -> Bot:
+        """The ledger row whose cash this runner's fills move: the bot's own."""
+        return bot
+
     def _best(self, buying: bool, book: dict | None = None) -> float:
         """The best price a market order would meet now (the ticker's when the book side is empty)."""
         book = book if book is not None else self.market.order_book(self.settings.symbol)
@@ -360,7 +385,7 @@ class BotRunner:
         """Size ``action`` with the fill model at the book's prices, from the bot's position and cash now: the fill
         model's fills, skips and counts."""
         state = self.ledger.bot_state(self.name)
-        position, cash = state.position, float(state.cash or 0.0)
+        position, cash = state.position, self._cash()
         buying = action == kernel.BUY or (action in (kernel.CLOSE, kernel.REVERSE) and position < 0)
         levels = book["asks"] if buying else book["bids"]
         fallback = None if levels else self.market.last_price(self.settings.symbol)
@@ -383,7 +408,7 @@ class BotRunner:
         caught-up order gives)."""
         params = self.params()
         state = self.ledger.bot_state(self.name)
-        position, cash = state.position, float(state.cash or 0.0)
+        position, cash = state.position, self._cash()
         book = self.market.order_book(self.settings.symbol)
         fills, skips, counts = self._size(action, params, book)
         if counts[kernel.C_SKIPS]:
@@ -440,7 +465,7 @@ class BotRunner:
             return order.amount
         state = self.ledger.bot_state(self.name)
         signed = fill[kernel.F_SIZE] * (1 if order.side == "buy" else -1)
-        return abs(self._cap_position(state.position, signed, float(state.cash or 0.0), book))
+        return abs(self._cap_position(state.position, signed, self._cash(), book))
 
     def _send(self, action: str, reason: str, is_buy: bool, amount: float, bar: datetime, params: np.ndarray,
               book: dict | None = None, suffix: str = "") -> TickResult:
@@ -612,8 +637,9 @@ class BotRunner:
             bot.entry_price, bot.entry_bar = None, None
         elif before == 0 or (before > 0) != (bot.position > 0):  # opened or reversed: stops count from this fill
             bot.entry_price, bot.entry_bar = execution.price, order.bar_time
-        bot.cash = (bot.cash or 0.0) + cash_flow
-        bot.day_cash_flow = (bot.day_cash_flow or 0.0) + cash_flow
+        wallet = self._wallet(s, bot)
+        wallet.cash = (wallet.cash or 0.0) + cash_flow
+        wallet.day_cash_flow = (wallet.day_cash_flow or 0.0) + cash_flow
         earlier = s.scalar(select(Fill).where(Fill.order_id == order.id)) if order.id is not None else None
         if earlier is None:
             s.add(Fill(order_id=order.id, client_order_id=order.client_order_id, bot=self.name, symbol=order.symbol,
@@ -631,7 +657,8 @@ class BotRunner:
         if complete:
             order.status, order.amount = "filled", (earlier.amount if earlier is not None else execution.amount)
         why = "" if order.action == order.side else f" to {order.reason or order.action}"  # close, reverse, stop
-        pnl = bot.cash + bot.position * execution.price - bot.capital if bot.capital is not None else None
+        pnl = bot.cash + bot.position * execution.price - bot.capital \
+            if wallet is bot and bot.capital is not None else None
         self._notices.append(Notice(
             "fill", f"{'bought' if order.side == 'buy' else 'sold'} {execution.amount:.10g} {order.symbol} @ "
             f"{execution.price:.10g}{why}, fee {execution.fee:.10g} {currency}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from systrade.config import BROKER_QUOTES, bot_quote
-from systrade.live.ledger import Fill, Ledger, as_utc
+from systrade.live.ledger import Fill, Ledger, as_utc, group_of
 
 NEGATIVE = -1e-12  # a balance below this is reported as negative (float dust is not)
 
@@ -42,8 +42,55 @@ def status(ledger: Ledger, quote: str, prices: dict[str, float]) -> dict[str, An
         "balances": balances,
         "negative_balances": {asset: amount for asset, amount in balances.items() if amount < NEGATIVE},
         "unvalued": unvalued,
-        "bots": [_bot(bot, fills, prices, refused.get(bot.name)) for bot in ledger.bots()],
+        "bots": _bots(ledger.bots(), fills, prices, refused),
     }
+
+
+def _bots(rows: list, fills: list[Fill], prices: dict[str, float], refused: dict) -> list[dict[str, Any]]:
+    """Every bot's row; a bot trading several symbols is one row whose ``positions`` lists its legs (its ledger's
+    ``bot:SYMBOL`` rows), valued together with its one cash."""
+    legs: dict[str, list] = {}
+    for row in rows:
+        group = group_of(row.name)
+        if group is not None:
+            legs.setdefault(group, []).append(row)
+    out = []
+    for row in rows:
+        if group_of(row.name) is not None:
+            continue
+        if row.name in legs:
+            out.append(_group(row, legs[row.name], fills, prices, refused))
+        else:
+            entry = _bot(row, fills, prices, refused.get(row.name))
+            entry["symbols"] = [row.symbol]
+            entry["positions"] = [_position(row, prices)]
+            out.append(entry)
+    return out
+
+
+def _position(row, prices: dict[str, float]) -> dict[str, Any]:
+    price = prices.get(row.symbol)
+    value = 0.0 if row.position == 0 else (row.position * price if price is not None else None)
+    return {"symbol": row.symbol, "position": row.position, "entry_price": row.entry_price, "price": price,
+            "value": value, "last_bar": _iso(row.last_bar)}
+
+
+def _group(bot, legs: list, fills: list[Fill], prices: dict[str, float], refused: dict) -> dict[str, Any]:
+    """A several-symbol bot: its capital and cash (its own row), each leg's position, and its P&L as a whole."""
+    names = {bot.name, *(leg.name for leg in legs)}
+    positions = [_position(leg, prices) for leg in legs]
+    values = [p["value"] for p in positions]
+    equity = bot.cash + sum(values) if bot.cash is not None and None not in values else None
+    rejections = [refused[n] for n in names if n in refused]
+    last_bars = [as_utc(leg.last_bar) for leg in legs if leg.last_bar is not None]
+    return {"name": bot.name, "strategy": bot.strategy, "exchange": bot.exchange, "symbol": bot.symbol,
+            "quote": bot_quote(bot.exchange, legs[0].symbol), "timeframe": bot.timeframe, "position": None,
+            "last_bar": _iso(max(last_bars)) if last_bars else None, "halted": bool(bot.halted),
+            "halted_reason": bot.halted_reason, "capital": bot.capital, "cash": bot.cash, "equity": equity,
+            "pnl": equity - bot.capital if equity is not None and bot.capital is not None else None,
+            "fees": sum(_fee_in_quote(f) for f in fills if f.bot in names),
+            "last_rejection": max(rejections, key=lambda r: r["time"] or "") if rejections else None,
+            "symbols": [leg.symbol for leg in legs], "positions": positions}
 
 
 def _bot(bot, fills: list[Fill], prices: dict[str, float], last_rejection: dict | None = None) -> dict[str, Any]:
@@ -108,7 +155,8 @@ def trades(ledger: Ledger) -> list[dict[str, Any]]:
     rows = []
     for f in ledger.fills():
         action, reason = orders.get(f.client_order_id, ("", ""))
-        rows.append({"bot": f.bot, "symbol": f.symbol, "side": f.side, "amount": f.amount, "price": f.price,
+        rows.append({"bot": group_of(f.bot) or f.bot, "symbol": f.symbol, "side": f.side, "amount": f.amount,
+                     "price": f.price,
                      "fee": f.fee, "fee_currency": f.fee_currency, "fee_quote": _fee_in_quote(f),
                      "bar_time": _iso(f.bar_time), "client_order_id": f.client_order_id, "time": _iso(f.time),
                      "action": action, "exit_reason": exit_reason(action, reason)})
@@ -121,7 +169,8 @@ ORDER_STATUS = {"intent": "pending"}  # the ledger's word -> the listing's (an i
 def orders(ledger: Ledger) -> list[dict[str, Any]]:
     """Every order the bots decided, oldest first, with its ``status`` (filled, partial, submitted, pending,
     cancelled, rejected, skipped) and ``reason``: a rejected or skipped order is visible, not only logged."""
-    return [{"bot": o.bot, "symbol": o.symbol, "side": o.side, "amount": o.amount, "filled": o.filled,
+    return [{"bot": group_of(o.bot) or o.bot, "symbol": o.symbol, "side": o.side, "amount": o.amount,
+             "filled": o.filled,
              "status": ORDER_STATUS.get(o.status, o.status), "reason": o.reason or "", "action": o.action,
              "bar_time": _iso(o.bar_time), "created": _iso(o.created), "client_order_id": o.client_order_id,
              "exchange_order_id": o.exchange_order_id} for o in ledger.orders()]

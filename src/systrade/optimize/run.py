@@ -30,7 +30,7 @@ from systrade.optimize.sweep import (
     run_sweep,
 )
 from systrade.progress import progress_bar, rate_text
-from systrade.strategy import parse_param_overrides, refuse_several_symbols
+from systrade.strategy import parse_param_overrides
 
 DEFAULT_MEMORY = "2GB"
 
@@ -106,11 +106,10 @@ class SweepSession:
         self.console = console or Console(stderr=True)
         self.budget = parse_memory(options.memory)
         self.prepared: PreparedBacktest = prepare_backtest(options.backtest, settings)
-        refuse_several_symbols(type(self.prepared.strategy), "parameter search")
-        if len(self.prepared.candles) != 1 or self.prepared.cash_sharing:
+        cls = type(self.prepared.strategy)
+        if (len(self.prepared.candles) != 1 or self.prepared.cash_sharing) and not cls.symbols:
             raise UserError("a sweep runs on one symbol; give one --symbol (or --data file)")
         self.candles = self.prepared.candles[0]
-        cls = type(self.prepared.strategy)
         overrides = parse_param_overrides(options.backtest.params)
         self.space: Space | None = None
         self.grid: Grid | Trials
@@ -119,6 +118,9 @@ class SweepSession:
         else:
             self.space = build_space(cls, options.grid, overrides)
             self.grid = Trials(self.space)
+        if cls.symbols:  # several symbols traded together: their own path (optimize.portfolio)
+            self._start_portfolio(cls, options)
+            return
         self.job = SweepJob(cls, self.grid, self.candles, self.prepared.rules, self.prepared.cash,
                             self.prepared.year_days)
         _warm_kernel()
@@ -135,6 +137,30 @@ class SweepSession:
         if options.cluster:
             self.plan = plan_sweep(len(self.candles.frame), self.n_planned, self.runner.workers,
                                    self.budget, self.base, options.chunk_size, processes=False)
+
+    def _start_portfolio(self, cls: type, options: SweepOptions) -> None:
+        """One cash-sharing portfolio per combination, simulated one at a time in this process."""
+        from systrade.optimize.portfolio import PortfolioRunner, portfolio_job
+
+        if options.cluster:
+            raise UserError(f"strategy {cls.strategy_name()} trades several symbols together: its search runs in this "
+                            "process, one combination at a time; drop --cluster")
+        prepared = self.prepared
+        by_symbol = prepared.rules_by_symbol or {c.symbol: prepared.rules for c in prepared.candles}
+        self.job = portfolio_job(cls, self.grid, prepared.candles, by_symbol, prepared.cash, prepared.year_days)
+        self.candles = self.job.candles
+        self.base = resident_bytes()
+        bars = sum(len(c.frame) for c in prepared.candles)
+        self.plan = plan_sweep(bars, self.n_planned, 1, self.budget, self.base, options.chunk_size)
+        self.runner = PortfolioRunner(self.job)
+
+    def detail(self, k: int, window: Window, cash: float | None = None, exit_at_end: bool = False) -> Detail:
+        """Combination ``k`` simulated again on ``window`` with its equity curve."""
+        from systrade.optimize.portfolio import PortfolioJob, portfolio_detail
+
+        if isinstance(self.job, PortfolioJob):
+            return portfolio_detail(self.job, k, window, cash, exit_at_end)
+        return detail(self.job, k, window, cash, exit_at_end)
 
     @property
     def metric(self) -> str:
@@ -256,6 +282,6 @@ def run_optimize(options: SweepOptions, settings: Settings, console: Console | N
             check(session)
         window = session.job.full_window()
         sweep = session.sweep(window, "optimize") if session.space is None else session.search(window, "optimize")
-    best = detail(session.job, sweep.best, sweep.window)
+    best = session.detail(sweep.best, sweep.window)
     stats = luck(sweep, best)
     return OptimizeResult(session, sweep, best, stats, time.perf_counter() - started)

@@ -33,7 +33,7 @@ from systrade.durations import duration_text, parse_duration
 from systrade.errors import UserError
 from systrade.optimize.output import luck_verdicts
 from systrade.optimize.run import SweepOptions, SweepSession
-from systrade.optimize.sweep import METRICS, Detail, Window, detail, luck
+from systrade.optimize.sweep import METRICS, Detail, Window, luck
 from systrade.optimize.verdicts import Verdict, efficiency_verdict
 
 SUMMARY_METRICS = ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
@@ -206,9 +206,9 @@ def run_walkforward(options: SweepOptions, settings: Settings, train: pd.Timedel
             seed = None if session.space is None else window_seed(options.seed, number)
             sweep = session.sweep(train_window, label) if seed is None else session.search(train_window, label, seed)
             best = sweep.best
-            in_sample = detail(job, best, train_window)
+            in_sample = session.detail(best, train_window)
             stats = luck(sweep, in_sample)
-            oos = detail(job, best, Window(split.train_start, split.test_start, split.stop), cash=cash,
+            oos = session.detail(best, Window(split.train_start, split.test_start, split.stop), cash=cash,
                          exit_at_end=True)
             cash = float(oos.equity.iloc[-1])
             windows.append(WindowResult(split, in_sample.params, in_sample.metrics, oos.metrics, oos, stats,

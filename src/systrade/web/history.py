@@ -84,10 +84,12 @@ def _finish(trip: dict[str, Any], status: str) -> dict[str, Any]:
             "pnl": pnl, "status": status}
 
 
-def equity_curve(cash: float | None, position: float, fills: pd.DataFrame, closes: pd.Series | None) -> pd.Series:
+def equity_curve(cash: float | None, position: float | None, fills: pd.DataFrame,
+                 closes: pd.Series | None) -> pd.Series:
     """The bot's equity at each close of ``closes`` (index: bar open times), worked back from its present
-    ``cash`` and ``position`` through the fills after each bar; without candles, at each fill's price."""
-    if cash is None:
+    ``cash`` and ``position`` through the fills after each bar; without candles, at each fill's price. Empty for
+    a bot trading several symbols (``position`` None: no one symbol's closes value it)."""
+    if cash is None or position is None:
         return pd.Series(dtype=float)
     if closes is None or closes.empty:
         if fills.empty:
