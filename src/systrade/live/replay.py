@@ -194,34 +194,13 @@ def replay(ref: StrategyRef, frame: pd.DataFrame, bot: BotSettings, rules: Posit
                        capital=float(cash))
     n = len(frame)
     signals = {k: np.zeros(n, dtype=bool) for k in SIGNAL_COLUMNS}
-    outcomes: Counter[str] = Counter()
-    errors: list[str] = []
-    quiet = logging.getLogger("systrade.paper")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # rejections are reported in the result, not logged per bar
-    started = time.perf_counter()
-    try:
-        for i in range(n):
-            market.advance(i + 1)
-            if i == n - 1:
-                runner.settle_stops()
-                break
-            runner.last_signals = None
-            try:
-                result = runner.tick()
-            except Exception as error:  # the daemon skips a failing tick (safe_tick); so does the replay
-                errors.append(f"bar {frame.index[i]}: {type(error).__name__}: {error}")
-                outcomes["error"] += 1
-            else:
-                outcomes[result.outcome] += 1
-            if runner.last_signals is not None:
-                for k, value in runner.last_signals.items():
-                    signals[k][i] = value
-            if on_bar is not None:
-                on_bar(i + 1, n)
-    finally:
-        quiet.setLevel(level)
-    seconds = time.perf_counter() - started
+
+    def keep_signals(i: int) -> None:
+        if runner.last_signals is not None:
+            for k, value in runner.last_signals.items():
+                signals[k][i] = value
+
+    outcomes, errors, seconds = _tick_through(runner, market, frame.index, on_bar, keep_signals)
     fills = ledger_fills(ledger, frame.index)
     quote = market.rules(bot.symbol).quote
     final_cash = ledger.balances().get(quote, 0.0)
@@ -249,30 +228,7 @@ def replay_together(ref: StrategyRef, frames: dict[str, pd.DataFrame], bot: BotS
     runner = GroupRunner(bot, ref, ledger, market, PaperBroker(market), rules=rules, warmup=warmup,
                          clock=market.now, capital=float(cash))
     n = len(market.times)
-    outcomes: Counter[str] = Counter()
-    errors: list[str] = []
-    quiet = logging.getLogger("systrade.paper")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    started = time.perf_counter()
-    try:
-        for i in range(n):
-            market.advance(i + 1)
-            if i == n - 1:
-                runner.settle_stops()
-                break
-            try:
-                result = runner.tick()
-            except Exception as error:  # the daemon skips a failing tick (safe_tick); so does the replay
-                errors.append(f"bar {market.times[i]}: {type(error).__name__}: {error}")
-                outcomes["error"] += 1
-            else:
-                outcomes[result.outcome] += 1
-            if on_bar is not None:
-                on_bar(i + 1, n)
-    finally:
-        quiet.setLevel(level)
-    seconds = time.perf_counter() - started
+    outcomes, errors, seconds = _tick_through(runner, market, market.times, on_bar)
     final_cash = float(ledger.bot(bot.name).cash or 0.0)
     equity = final_cash + sum(ledger.bot(leg.name).position * float(frames[leg.settings.symbol]["close"].iloc[-1])
                               for leg in runner.legs)
@@ -288,6 +244,41 @@ def replay_together(ref: StrategyRef, frames: dict[str, pd.DataFrame], bot: BotS
             errors=errors, final_cash=final_cash, final_position=ledger.bot(leg.name).position, final_equity=equity,
             seconds=seconds)
     return results
+
+
+def _tick_through(runner, market, times, on_bar: Callable[[int, int], None] | None,
+                  after_tick: Callable[[int], None] | None = None) -> tuple[Counter[str], list[str], float]:
+    """Advance the simulated clock bar by bar and tick ``runner`` after each close, as the daemon would; the last
+    bar is only checked for stops. Returns the tick outcomes, the failed ticks (skipped, as the daemon's
+    ``safe_tick`` does) and the seconds taken."""
+    n = len(times)
+    outcomes: Counter[str] = Counter()
+    errors: list[str] = []
+    quiet = logging.getLogger("systrade.paper")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # rejections are reported in the result, not logged per bar
+    started = time.perf_counter()
+    try:
+        for i in range(n):
+            market.advance(i + 1)
+            if i == n - 1:
+                runner.settle_stops()
+                break
+            runner.last_signals = None
+            try:
+                result = runner.tick()
+            except Exception as error:
+                errors.append(f"bar {times[i]}: {type(error).__name__}: {error}")
+                outcomes["error"] += 1
+            else:
+                outcomes[result.outcome] += 1
+            if after_tick is not None:
+                after_tick(i)
+            if on_bar is not None:
+                on_bar(i + 1, n)
+    finally:
+        quiet.setLevel(level)
+    return outcomes, errors, time.perf_counter() - started
 
 
 def ledger_fills(ledger: Ledger, index: pd.DatetimeIndex, symbol: str | None = None) -> pd.DataFrame:
