@@ -183,7 +183,7 @@ def test_halt_and_resume_need_the_token_and_write_as_paper_halt(site: PaperSite,
 def test_without_the_token_the_dashboard_is_read_only(site: PaperSite) -> None:
     url = site.serve(token=None)
     refused = httpx.post(url + "/api/bots/btc-flip/halt", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert refused.status_code == 403 and "SYSTRADE_WEB_TOKEN" in refused.json()["error"]
+    assert refused.status_code == 401 and "SYSTRADE_WEB_TOKEN" in refused.json()["error"]
     assert not any(b["halted"] for b in site.json_of("paper", "status")["bots"])
     assert httpx.get(url + "/api/status").status_code == 200
 

@@ -292,7 +292,7 @@ def _account_document(dashboard, limit: int) -> dict[str, Any]:
 def _check_token(request: Request) -> None:
     token = _dashboard(request).token
     if token is None:
-        raise ApiError(403, "the dashboard is read-only: start `systrade web` with SYSTRADE_WEB_TOKEN set to allow "
+        raise ApiError(401, "the dashboard is read-only: start `systrade web` with SYSTRADE_WEB_TOKEN set to allow "
                             "halt and resume")
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
