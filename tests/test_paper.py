@@ -152,6 +152,39 @@ def test_exchange_faults_skip_ticks_and_the_bot_catches_up(tmp_path: Path) -> No
         assert pd.Timestamp(ledger.bot(bot).last_bar).tz_localize(None) == newest.tz_localize(None)
 
 
+def until_daemon(process: subprocess.Popen, reached, deadline: float, stderr: Path) -> None:
+    """Poll ``reached()`` while the daemon runs; fail with its error output (written to ``stderr``) if it exits or
+    the deadline passes."""
+    end = time.monotonic() + deadline
+    while not reached():
+        if process.poll() is not None:
+            pytest.fail(f"the daemon exited with {process.returncode}: {stderr.read_text()[-3000:]}")
+        if time.monotonic() > end:
+            process.kill()
+            process.wait()
+            pytest.fail(f"not reached within {deadline} s: {stderr.read_text()[-3000:]}")
+        time.sleep(0.01)
+
+
+def _count(folder: Path, sql: str) -> int:
+    path = folder / "paper.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:  # the daemon has not created its tables yet
+        return 0
+
+
+def ticked_bars(folder: Path) -> int:
+    return _count(folder, "select count(distinct bar_time) from ticks where bar_time is not null")
+
+
+def fills_count(folder: Path) -> int:
+    return _count(folder, "select count(*) from fills")
+
+
 def test_daemon_process_runs_bots_on_schedule_and_stops_cleanly(tmp_path: Path) -> None:
     now = pd.Timestamp.now(tz="UTC").floor("s")
     candles = flat_candles(400, now - pd.Timedelta(seconds=200), "1s", period=1.2)
@@ -163,15 +196,16 @@ def test_daemon_process_runs_bots_on_schedule_and_stops_cleanly(tmp_path: Path) 
         fake.faults = FaultPlan(rate=0.3, seed=9, kinds=("429", "500html", "badjson", "drop"))
         log = tmp_path / "log.jsonl"
         env = {**os.environ, "SYSTRADE_CONFIG": str(config)}
-        process = subprocess.Popen([systrade_exe(), "paper", "run", "--log-json", str(log)], env=env, cwd=tmp_path,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(14)
-        if process.poll() is not None:
-            pytest.fail(f"the daemon exited with {process.returncode}: {process.communicate()[1][-3000:]}")
+        errors = tmp_path / "stderr.txt"
+        with open(errors, "w") as sink:
+            process = subprocess.Popen([systrade_exe(), "paper", "run", "--log-json", str(log)], env=env,
+                                       cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sink, text=True)
+        # runs until it has ticked 6 bars and traded (a deadline, not a fixed sleep: start-up is slow under load)
+        until_daemon(process, lambda: ticked_bars(tmp_path) >= 6 and fills_count(tmp_path) > 0, 150, errors)
         # still running despite 30% failing requests
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr
+        process.wait(timeout=60)
+        assert process.returncode == 0, errors.read_text()[-3000:]
         assert {r.path for r in fake.requests} <= PUBLIC
     db = sqlite3.connect(tmp_path / "paper.sqlite")
     bars = [row[0] for row in db.execute("select bar_time from ticks where bar_time is not null")]
@@ -303,10 +337,13 @@ def test_sigkill_during_ticks_then_restart_keeps_the_books_exact(tmp_path: Path)
                                                                          params={"fast": 2, "slow": 5})])
         fake.faults = FaultPlan(rate=1.0, kinds=("slow",), paths=("/api/v3/depth",), slow_seconds=0.4)
         env = {**os.environ, "SYSTRADE_CONFIG": str(config)}
-        for delay in (4.3, 5.1, 4.7, 5.4):  # kill at moments that fall inside ticks (each spends 0.4 s waiting)
-            process = subprocess.Popen([systrade_exe(), "paper", "run"], env=env, cwd=tmp_path,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(delay)
+        for _ in range(4):  # kill inside a tick: while the second order of this run waits 0.4 s for the book
+            seen = fake.count("/api/v3/depth") + 1  # the first completes an order the last kill interrupted, or trades
+            errors = tmp_path / "stderr.txt"
+            with open(errors, "w") as sink:
+                process = subprocess.Popen([systrade_exe(), "paper", "run"], env=env, cwd=tmp_path,
+                                           stdout=subprocess.DEVNULL, stderr=sink)
+            until_daemon(process, lambda seen=seen: fake.count("/api/v3/depth") > seen, 150, errors)
             process.send_signal(signal.SIGKILL)
             process.wait()
         fake.faults = None
