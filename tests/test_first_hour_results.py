@@ -229,7 +229,10 @@ def test_backtest_trades_carry_their_exit_reason(run_cli, workdir: Path, directi
     with open(workdir / "trades.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["exit_reason"] for r in rows] == [t["exit_reason"] for t in trades]
-    assert "exit_reason" in (workdir / "report.html").read_text()
+    page = (workdir / "report.html").read_text()
+    assert "<th>exit reason</th>" in page  # the report's trade table has the column, each trade's reason in it
+    cells = re.findall(r"<td>(signal|reverse|stop_loss|take_profit|end)</td>", page)
+    assert cells == [t["exit_reason"] for t in trades if t["exit_reason"] is not None]
 
 
 def test_replay_and_parity_agree_on_exit_reasons(run_cli, workdir: Path) -> None:
