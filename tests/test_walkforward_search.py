@@ -32,7 +32,9 @@ def settings() -> Settings:
 
 def options(search: str = "random", seed: int = 7, workers: int = 1, trials: int = 10, **span) -> SweepOptions:
     backtest = BacktestOptions(strategy="sma_cross", fees=0.001, **{**SPAN, **span})
-    return SweepOptions(backtest, [], "sharpe", "2GB", workers, None, None, progress=False, search=search,
+    # a budget two forked workers always fit in: the plan charges each the whole test process's resident size,
+    # which grows as the suite runs, and would fall back to one worker under 2GB
+    return SweepOptions(backtest, [], "sharpe", "16GB", workers, None, None, progress=False, search=search,
                         trials=trials, seed=seed)
 
 
