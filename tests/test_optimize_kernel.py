@@ -4,7 +4,7 @@ Random markets, sparse random signals and random rules (sizes, lots, minimums, f
 go through ``run_backtest`` (what ``systrade backtest`` runs: the fill model, then vectorbt's reports and
 ``metrics.py``) and through the kernel; every metric must agree to 1e-9, the equity
 curve to 1e-12 and the PBO block sums to those of ``overfitting.block_stats_from_returns``. Also: the NumPy
-fast path of ``crossed_above``/``crossed_below`` equals the pandas expression it replaces.
+compiled ``crossed_above``/``crossed_below``/``crossings`` equal the pandas expressions they replace.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from test_engine_reference import make_market
 
-from systrade import Signals, Strategy, crossed_above, crossed_below
+from systrade import Signals, Strategy, crossed_above, crossed_below, crossings
 from systrade.backtest.metrics import bar_returns
 from systrade.backtest.run import run_backtest
 from systrade.data.load import Candles
@@ -165,18 +165,23 @@ def series_pairs(draw):
 
 @settings(max_examples=150, deadline=None)
 @given(series_pairs())
-def test_numpy_crossings_equal_the_pandas_expression(pair) -> None:
+def test_compiled_crossings_equal_the_pandas_expression(pair) -> None:
     a, b = pair
     b_prev = b.shift(1) if isinstance(b, pd.Series) else b
     above = ((a.shift(1) < b_prev) & (a > b)).astype(bool)
     below = ((a.shift(1) > b_prev) & (a < b)).astype(bool)
     pd.testing.assert_series_equal(crossed_above(a, b), above)
     pd.testing.assert_series_equal(crossed_below(a, b), below)
+    both = crossings(a, b)  # one pass for both directions
+    pd.testing.assert_series_equal(both.above, above)
+    pd.testing.assert_series_equal(both.below, below)
 
 
 def test_crossings_of_other_dtypes_still_use_pandas() -> None:
     a = pd.Series([1, 3, 1, 3])  # int64
     assert crossed_above(a, 2).tolist() == [False, True, False, True]
+    up, down = crossings(a, 2)
+    assert (up.tolist(), down.tolist()) == ([False, True, False, True], [False, False, True, False])
     b = pd.Series([2.0, 2.0, 2.0, 2.0], index=[1, 2, 3, 4])  # different index: pandas alignment rules apply
     try:
         crossed_above(a.astype(float), b)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Strategy", "Param", "Signals", "crossed_above", "crossed_below", "indicator"]
+__all__ = ["Strategy", "Param", "Signals", "crossed_above", "crossed_below", "crossings", "indicator"]
 
 
 def __getattr__(name: str) -> Any:

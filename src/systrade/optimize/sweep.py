@@ -119,33 +119,26 @@ def evaluate(job: SweepJob, k0: int, k1: int, window: Window,
 
 def _evaluate_kernel(job: SweepJob, k0: int, k1: int, window: Window, data: Candles,
                      combos: list[dict[str, Any]] | None = None) -> ChunkResult:
-    from systrade.optimize.sweep_kernel import (
-        EMPTY_F,
-        N_STATS,
-        block_edges,
-        metrics_from_stats,
-        readonly,
-        simulate_stats,
-    )
+    from systrade.optimize.sweep_kernel import N_STATS, Simulator, metrics_from_stats
 
-    opens, highs, lows, closes = (readonly(data.frame[c].to_numpy(dtype=float))
-                                  for c in ("open", "high", "low", "close"))
-    params = readonly(params_vector(job.rules))
+    prices = (data.frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close"))
     start, stop = window.sim_start - window.sig_start, window.stop - window.sig_start
     n_blocks = n_blocks_for(window, job.n_blocks)
-    edges = block_edges(stop - start - 1, n_blocks)
+    simulator = Simulator(*prices, start, stop, job.cash, params_vector(job.rules), n_blocks)
     metrics = np.empty((k1 - k0, len(COLUMNS)))
     blocks = np.zeros((k1 - k0, n_blocks, 3))
-    stats = np.empty(N_STATS)
-    cash = float(job.cash)
+    stats = np.empty((k1 - k0, N_STATS))
+
+    def record(rows: list) -> None:
+        for row in rows:
+            values = metrics_from_stats(stats[row], job.bar_seconds, job.year_days)
+            metrics[row] = [values[name] for name in COLUMNS]
+
     for row, k in enumerate(range(k0, k1)):
         given = None if combos is None else combos[row]
         s = resolve_signals(combo_signals(job, k, data, given), job.rules.direction)
-        simulate_stats(opens, highs, lows, closes, readonly(s["entries"]), readonly(s["exits"]),
-                       readonly(s["short_entries"]), readonly(s["short_exits"]), start, stop, cash, params, edges,
-                       stats, blocks[row], EMPTY_F, EMPTY_F)
-        values = metrics_from_stats(stats, job.bar_seconds, job.year_days)
-        metrics[row] = [values[name] for name in COLUMNS]
+        record(simulator.push(row, s, stats[row], blocks[row]))
+    record(simulator.finish())
     return ChunkResult(k0, metrics, blocks if n_blocks else None)
 
 

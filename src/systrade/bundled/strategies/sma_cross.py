@@ -1,4 +1,4 @@
-from systrade import Param, Signals, Strategy, crossed_above, crossed_below, indicator
+from systrade import Param, Signals, Strategy, crossings, indicator
 
 
 class SmaCross(Strategy):
@@ -22,5 +22,5 @@ class SmaCross(Strategy):
 
     def signals(self, data):
         fast, slow = self.fast_ma(data), self.slow_ma(data)
-        return Signals(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow),
-                       plots={"fast": fast, "slow": slow})
+        up, down = crossings(fast, slow)  # both directions in one pass over the two averages
+        return Signals(entries=up, exits=down, plots={"fast": fast, "slow": slow})
