@@ -30,8 +30,8 @@ def identical(a: np.ndarray, b: np.ndarray) -> bool:
 def random_case(seed: int):
     rng = random.Random(seed)
     n = rng.randint(1, 300)
-    o, h, l, c = (np.asarray(v, dtype=float) for v in make_market(rng, n, rng.choice([0.002, 0.01, 0.03, 0.08]),
-                                                                   cents=rng.random() < 0.5))
+    prices = tuple(np.asarray(v, dtype=float) for v in make_market(rng, n, rng.choice([0.002, 0.01, 0.03, 0.08]),
+                                                                    cents=rng.random() < 0.5))
     density = rng.choice([0.01, 0.05, 0.2])
 
     def flags():
@@ -52,7 +52,7 @@ def random_case(seed: int):
     start = rng.randint(0, n - 1)
     stop = rng.randint(start, n)
     combos = [resolve_signals(signals(), rules.direction) for _ in range(rng.randint(1, 9))]
-    return (o, h, l, c), combos, start, stop, rng.choice([10_000.0, 1_000.0]), params_vector(rules), \
+    return prices, combos, start, stop, rng.choice([10_000.0, 1_000.0]), params_vector(rules), \
         rng.choice([0, 1, 4, 16])
 
 

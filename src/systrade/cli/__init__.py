@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="systrade", standalone_mode=True)  # usage errors exit 2 there
+    except SystemExit as done:
+        if argv is None and args and args[0] in BATCH_COMMANDS:
+            _exit_now(done.code)
+        raise
     except UserError as exc:
         _traceback_if_debug()
         err.print(f"[bold red]error:[/] {escape(_redact(str(exc)))}", highlight=False, soft_wrap=True)
@@ -153,6 +157,30 @@ def main(argv: list[str] | None = None) -> None:
                   + ("" if GLOBAL["debug"] else " (rerun with --debug for the traceback)"),
                   highlight=False, soft_wrap=True)
         sys.exit(1)
+
+
+# One-shot computations: when one ends, the process ends.
+BATCH_COMMANDS = frozenset({"backtest", "optimize", "walkforward", "check"})
+
+
+def _exit_now(code: object) -> None:
+    """End the process without tearing down the interpreter's modules one by one (numba's and pandas' take about
+    half a second): exit handlers run and output is flushed first, so nothing written is lost. Only for a real
+    process that ran a one-shot command (``main()`` from the ``systrade`` script), never inside a caller."""
+    import atexit
+    import os
+
+    if code is not None and not isinstance(code, int):  # sys.exit("message") prints it and exits 1
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code or 0)
 
 
 def _redact(text: str) -> str:

@@ -191,7 +191,8 @@ def pbo_cscv(block_stats: np.ndarray, n_blocks: int | None = None) -> float:
     complementary pairs (the OS half of one is the IS half of the other), so a compiled loop (``pbo_kernel``)
     computes each half's N Sharpe ratios once and uses them for both splits of its pair: never a splits x
     combinations matrix; the subset sums take ``pbo_kernel.pbo_work_bytes`` (12 KB per combination at S = 16). Time
-    grows as C(S, S/2) / 2 * N: about 0.05 s per 1,000 combinations at S = 16 on one core.
+    grows as C(S, S/2) / 2 * N: about 0.05 s per 1,000 combinations at S = 16 on one core, shared among the CPU's
+    cores.
     """
     stats = np.asarray(block_stats, dtype=float)
     if stats.ndim != 3 or stats.shape[2] != 3:
@@ -207,12 +208,15 @@ def pbo_cscv(block_stats: np.ndarray, n_blocks: int | None = None) -> float:
         raise ValueError(f"the number of blocks S must be even and >= 2, got {n_s}")
     if n_cols < 2:
         raise ValueError(f"PBO needs at least 2 combinations, got {n_cols}")
-    from systrade.optimize.pbo_kernel import count_overfit_splits
+    import numba
+
+    from systrade.optimize.pbo_kernel import count_overfit_splits, subset_sums
 
     half = n_s // 2
     stats_t = np.ascontiguousarray(stats.transpose(0, 2, 1))  # (S, 3, N): columns contiguous
-    left, right = _subset_sums(stats_t[:half]), _subset_sums(stats_t[half:])
-    overfit = count_overfit_splits(left, right, _split_pairs(half), _ZERO_VAR_RTOL)
+    threads = numba.get_num_threads()
+    left, right = subset_sums(stats_t[:half], threads), subset_sums(stats_t[half:], threads)
+    overfit = count_overfit_splits(left, right, _split_pairs(half), _ZERO_VAR_RTOL, threads)
     return float(overfit / math.comb(n_s, half))
 
 
@@ -238,17 +242,3 @@ def _split_masks(half: int) -> tuple[np.ndarray, np.ndarray]:
                 left.append(a)
                 right.append(b)
     return np.asarray(left, dtype=np.intp), np.asarray(right, dtype=np.intp)
-
-
-def _subset_sums(stats: np.ndarray) -> np.ndarray:
-    """Sums of ``stats`` (h, ...) over every subset of its h blocks, indexed by bitmask: shape (2^h, ...).
-
-    Each entry is built as sum(mask without its lowest block) + lowest block, the same elementwise operations for
-    every column, so identical columns get bit-identical sums.
-    """
-    h = stats.shape[0]
-    out = np.zeros((1 << h, *stats.shape[1:]))
-    for m in range(1, 1 << h):
-        low = m & -m
-        np.add(out[m ^ low], stats[low.bit_length() - 1], out=out[m])
-    return out

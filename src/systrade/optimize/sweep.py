@@ -333,14 +333,25 @@ def run_sweep(job: SweepJob, window: Window, metric: str, runner: Callable[[list
     return Sweep(job, window, metric, metrics, blocks, order, time.perf_counter() - started)
 
 
+_PRELOAD: list = []  # the background thread loading the statistics, if one was started
+
+
 def _preload_statistics() -> None:
-    """Import the overfitting statistics (SciPy, the compiled PBO loop: about a second) in the background while
-    workers sweep."""
+    """Import the overfitting statistics (SciPy, the compiled PBO loop and its threads: about a second) in the
+    background while workers sweep."""
     import sys
     import threading
 
-    if "systrade.optimize.overfitting" not in sys.modules:
-        threading.Thread(target=_load_statistics, daemon=True).start()
+    if "systrade.optimize.overfitting" not in sys.modules and not _PRELOAD:
+        thread = threading.Thread(target=_load_statistics, daemon=True)
+        thread.start()
+        _PRELOAD.append(thread)
+
+
+def _wait_for_statistics() -> None:
+    """Let the background load finish before computing (two threads must not run the PBO loop at once)."""
+    while _PRELOAD:
+        _PRELOAD.pop().join()
 
 
 def _load_statistics() -> None:
@@ -357,6 +368,7 @@ def luck(sweep: Sweep, best_detail: Detail | None = None) -> dict[str, Any]:
     The winner's skewness and kurtosis come from its bar returns (``best_detail``, simulated again); the
     variance of the trials' Sharpe ratios from every combination with a defined Sharpe.
     """
+    _wait_for_statistics()
     from systrade.optimize.overfitting import deflated_sharpe, pbo_cscv, sharpe_moments
 
     job = sweep.job
