@@ -34,11 +34,19 @@ from systrade.optimize.sweep_kernel import (
     _is_close,
     _is_close_or_less,
     _is_less,
-    _skip_from,
     _trade_pnl,
     block_edges,
 )
 from systrade.sim import kernel as fm
+
+
+@numba.njit
+def _skip_from(peak: float, mdd: float) -> float:
+    """The equity at or above which a bar's drawdown ``1 - equity / peak`` is certainly not deeper than ``mdd``
+    (a safe margin of 1e-12 for rounding), or inf when that cannot be said cheaply (odd peak or drawdown)."""
+    if 0.0 < peak < math.inf and 0.0 <= mdd < 0.999:
+        return peak * (1.0 - mdd) * (1.0 + 1e-12)
+    return math.inf
 
 
 @numba.njit

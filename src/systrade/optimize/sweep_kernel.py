@@ -83,11 +83,11 @@ def _trade_pnl(size, entry_price, entry_fees, exit_price, exit_fees, long):
 
 
 @numba.njit(cache=True)
-def _skip_from(peak: float, mdd: float) -> float:
-    """The equity at or above which a bar's drawdown ``1 - equity / peak`` is certainly not deeper than ``mdd``
-    (a safe margin of 1e-12 for rounding), or inf when that cannot be said cheaply (odd peak or drawdown)."""
-    if 0.0 < peak < math.inf and 0.0 <= mdd < 0.999:
-        return peak * (1.0 - mdd) * (1.0 + 1e-12)
+def _keep_above(mdd: float) -> float:
+    """The fraction of the peak at or above which equity's drawdown ``1 - equity / peak`` is certainly not deeper
+    than ``mdd`` (a safe margin of 1e-12 covers the rounding), or inf when that cannot be said cheaply."""
+    if 0.0 <= mdd < 0.999:
+        return (1.0 - mdd) * (1.0 + 1e-12)
     return math.inf
 
 
@@ -292,7 +292,8 @@ def equity_pass(close, start, stop, seg_bar, seg_cash, seg_position, n_seg, stat
         initial = equity
         peak = equity
         mdd = 1.0 - equity / peak
-        skip_from = _skip_from(peak, mdd)
+        keep = _keep_above(mdd)
+        skip_from = peak * keep if 0.0 < peak < math.inf else math.inf
         prev = equity
         for i in range(start + 1, stop):
             if i == next_bar:
@@ -305,22 +306,22 @@ def equity_pass(close, start, stop, seg_bar, seg_cash, seg_position, n_seg, stat
             equity = rep_cash + close[i] * rep_position
             if record_equity:
                 equity_out[i - start] = equity
-            if equity == prev and prev != 0.0 and np.isfinite(prev):
-                r = 0.0  # equity / prev is exactly 1
-            else:
-                r = equity / prev - 1.0
+            # selects, not branches: a branch on "did the equity move" or "is this a new peak" is mispredicted
+            # often enough to cost more than the division it saves
+            ratio = equity / prev - 1.0
+            r = 0.0 if (equity == prev and prev != 0.0 and np.isfinite(prev)) else ratio  # exactly 1: 0
             returns[n_ret] = r
             n_ret += 1
-            top = max(peak, equity)
-            if top != peak:
-                skip_from = _skip_from(top, mdd)
-            peak = top
+            new_peak = equity > peak
+            peak = equity if new_peak else peak
+            skip_from = peak * keep if new_peak else skip_from
             # the drawdown needs a division only when it may beat the deepest so far
             if not (0.0 < equity < math.inf and equity >= skip_from):
                 dd = 1.0 - equity / peak
                 if dd > mdd:
                     mdd = dd
-                    skip_from = _skip_from(peak, mdd)
+                    keep = _keep_above(mdd)
+                    skip_from = peak * keep if 0.0 < peak < math.inf else math.inf
             prev = equity
     stats[S_INITIAL] = initial
     stats[S_FINAL] = prev
