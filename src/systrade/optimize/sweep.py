@@ -36,7 +36,9 @@ INT_COLUMNS = ("total_trades", "closed_trades", "open_trades")
 N_BLOCKS = 16
 
 # Memory model (bytes), measured on this code with vectorbt 1.2 and pandas 3 (see docs/optimize.md):
-KERNEL_BYTES_PER_BAR = 600  # one combination in flight: data copy, the strategy's temporaries, signal arrays
+# one combination in flight: data copy, the strategy's temporaries, signal arrays (600), and the simulator's
+# segments and four lanes of bar returns (56)
+KERNEL_BYTES_PER_BAR = 656
 RESULT_BYTES_PER_COMBO = 8 * (len(COLUMNS) + 3 * N_BLOCKS) + 64
 INDICATOR_CACHE_CAP = 256_000_000  # per worker; half of what the budget leaves, at most this
 
