@@ -27,9 +27,9 @@ def identical(a: np.ndarray, b: np.ndarray) -> bool:
             and np.array_equal(np.signbit(a), np.signbit(b)))
 
 
-def random_case(seed: int):
+def random_case(seed: int, bars: tuple[int, int] = (1, 300)):
     rng = random.Random(seed)
-    n = rng.randint(1, 300)
+    n = rng.randint(*bars)
     prices = tuple(np.asarray(v, dtype=float) for v in make_market(rng, n, rng.choice([0.002, 0.01, 0.03, 0.08]),
                                                                     cents=rng.random() < 0.5))
     density = rng.choice([0.01, 0.05, 0.2])
@@ -56,10 +56,12 @@ def random_case(seed: int):
         rng.choice([0, 1, 4, 16])
 
 
-@pytest.mark.parametrize("seed", range(0, 400, 40))
-def test_split_passes_equal_the_fused_loop_bit_for_bit(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "bars"), [*((seed, (1, 300)) for seed in range(0, 400, 40)),
+                                             (1000, (2_000, 6_000))])
+def test_split_passes_equal_the_fused_loop_bit_for_bit(seed: int, bars: tuple[int, int]) -> None:
+    """Short series, and a few thousand bars (many segments and blocks)."""
     for case_seed in range(seed, seed + 40):
-        prices, combos, start, stop, cash, params, n_blocks = random_case(case_seed)
+        prices, combos, start, stop, cash, params, n_blocks = random_case(case_seed, bars)
         expected = [run_fused(*prices, s, start, stop, cash, params, n_blocks) for s in combos]
         # alone, with the equity curve and the closed trades' PnL
         for s, (stats, blocks, equity, pnls) in zip(combos, expected, strict=True):
