@@ -15,7 +15,7 @@ import numpy as np
 @numba.njit(cache=True)
 def cross_series(x: np.ndarray, y: np.ndarray, above: np.ndarray, below: np.ndarray) -> None:
     """``above[t] = x[t-1] < y[t-1] and x[t] > y[t]`` and ``below[t]`` with the comparisons reversed (False at
-    t=0); an empty output array is not written."""
+    t=0); an empty output array is not written. A constant level is ``y`` broadcast (stride 0)."""
     want_above = above.shape[0] > 0
     want_below = below.shape[0] > 0
     if x.shape[0] == 0:
@@ -29,21 +29,3 @@ def cross_series(x: np.ndarray, y: np.ndarray, above: np.ndarray, below: np.ndar
             above[t] = (x[t - 1] < y[t - 1]) & (x[t] > y[t])
         if want_below:
             below[t] = (x[t - 1] > y[t - 1]) & (x[t] < y[t])
-
-
-@numba.njit(cache=True)
-def cross_level(x: np.ndarray, level: float, above: np.ndarray, below: np.ndarray) -> None:
-    """``cross_series`` against a constant level."""
-    want_above = above.shape[0] > 0
-    want_below = below.shape[0] > 0
-    if x.shape[0] == 0:
-        return
-    if want_above:
-        above[0] = False
-    if want_below:
-        below[0] = False
-    for t in range(1, x.shape[0]):
-        if want_above:
-            above[t] = (x[t - 1] < level) & (x[t] > level)
-        if want_below:
-            below[t] = (x[t - 1] > level) & (x[t] < level)

@@ -170,20 +170,20 @@ def _cross(a: pd.Series, b: pd.Series | float, above: bool, below: bool
     x = _float_values(a)
     if x is None:
         return None
-    from systrade.cross_kernel import cross_level, cross_series
+    from systrade.cross_kernel import cross_series
 
-    outputs = [np.empty(len(x) if wanted else 0, dtype=bool) for wanted in (above, below)]
     if isinstance(b, pd.Series):
         y = _float_values(b)
         if y is None or not b.index.equals(a.index):
             return None
         name = a.name if b.name == a.name else None
-        cross_series(x, y, *outputs)
     elif isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, (bool, np.bool_)):
         name = a.name
-        cross_level(x, float(b), *outputs)
+        y = np.broadcast_to(np.float64(b), x.shape)  # the level on every bar, without copying it
     else:
         return None
+    outputs = [np.empty(len(x) if wanted else 0, dtype=bool) for wanted in (above, below)]
+    cross_series(x, y, *outputs)
     # the arrays are ours: no copy
     up, down = (pd.Series(out, index=a.index, name=name, copy=False) if wanted else None
                 for out, wanted in zip(outputs, (above, below), strict=True))
