@@ -158,3 +158,41 @@ def test_a_reusing_strategy_file_is_shipped_to_workers_by_value() -> None:
     assert result.returncode == 0, result.stderr.decode()
     shipped = np.load(io.BytesIO(result.stdout))
     np.testing.assert_array_equal(shipped, evaluate(job(twin), 0, 15, job(twin).full_window()).metrics)
+
+
+# In-place changes a strategy might make to ``data`` after reading one cached indicator and before the next; each
+# depends on ``fast``, which the second indicator does not declare, so serving it from the cache (computed under
+# another combination's change) would give other results.
+IN_PLACE_CHANGES = {
+    "loc": lambda d, k: d.loc.__setitem__((d.index[60 * k], "close"), 10_000.0),
+    "iloc": lambda d, k: d.iloc.__setitem__((60 * k, d.columns.get_loc("close")), 10_000.0),
+    "iat": lambda d, k: d.iat.__setitem__((60 * k, d.columns.get_loc("close")), 10_000.0),
+    "at": lambda d, k: d.at.__setitem__((d.index[60 * k], "close"), 10_000.0),
+    "a slice": lambda d, k: d.iloc.__setitem__((slice(60 * k, 60 * k + 30), d.columns.get_loc("close")), 10_000.0),
+    "a column": lambda d, k: d.__setitem__("close", d["close"] * (1 + k / 1000)),
+    "update": lambda d, k: d.update(d[["close"]].iloc[60 * k: 60 * k + 30] * 3),
+    "mask": lambda d, k: d.mask(d > d["close"].median() * (1 + k / 1000), 0.0, inplace=True),
+    "columns swapped": lambda d, k: setattr(d, "columns", [{"close": "open", "open": "close"}.get(c, c)
+                                                           for c in d.columns]) if k % 2 else None,
+}
+
+
+def _changing(change, cached: bool) -> type[Strategy]:
+    class Changing(Reused if cached else Plain):
+        def signals(self, data):
+            f = self.fast_ma(data) if cached else data["close"].rolling(self.fast).mean()
+            change(data, self.fast)  # the data changes in place between the two indicators
+            s = self.slow_ma(data) if cached else data["close"].rolling(self.slow).mean()
+            return Signals(entries=crossed_above(f, s), exits=crossed_below(f, s))
+
+    return Changing
+
+
+@pytest.mark.parametrize("change", IN_PLACE_CHANGES, ids=list(IN_PLACE_CHANGES))
+def test_in_place_changes_after_a_cached_indicator_are_seen_by_the_next(change: str) -> None:
+    """A sweep checks cheaply, by identity, whether the frame an indicator gets is still the sweep's unchanged data;
+    every kind of in-place change must make the next indicator compute afresh on the changed data."""
+    cached, plain = _changing(IN_PLACE_CHANGES[change], True), _changing(IN_PLACE_CHANGES[change], False)
+    got = evaluate(job(cached), 0, 15, job(cached).full_window())
+    expected = evaluate(job(plain), 0, 15, job(plain).full_window())
+    np.testing.assert_array_equal(got.metrics, expected.metrics)

@@ -69,15 +69,31 @@ class _Cache:
     def __init__(self, frame: pd.DataFrame, max_bytes: int) -> None:
         self.frame = frame
         self.fingerprint = _fingerprint(frame)
+        self.frame_state = _state(frame)
         self.max_bytes = max_bytes
         self.items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
+        self.known: tuple | None = None  # (state, verdict) of the last frame checked
 
     def is_pristine(self, data: Any) -> bool:
-        return (self.fingerprint is not None and isinstance(data, pd.DataFrame)
-                and _fingerprint(data) == self.fingerprint)
+        if self.fingerprint is None or not isinstance(data, pd.DataFrame):
+            return False
+        state = _state(data)
+        if state is not None and self.known is not None and _unchanged(self.known[0], state):
+            return self.known[1]
+        verdict = _fingerprint(data) == self.fingerprint
+        if state is not None:
+            self.known = (state, verdict)
+        return verdict
+
+    def vouch(self, copy: pd.DataFrame, source: Any) -> None:
+        """``copy`` was just made from ``source`` by ``copy(deep=False)``: it shares the cache's memory when
+        ``source`` is the cache's own, unchanged frame, so it is pristine without reading its fingerprint."""
+        state = _state(copy)
+        if source is self.frame and state is not None and _unchanged(self.frame_state, _state(source)):
+            self.known = (state, True)
 
     def get(self, key: tuple) -> Any:
         found = self.items.get(key)
@@ -118,6 +134,35 @@ def _fingerprint(frame: pd.DataFrame) -> tuple | None:
     except (AttributeError, TypeError, KeyError):
         return None
     return (where, index.name, frame.columns.tolist(), blocks, repr(sorted(attrs.items())) if attrs else "")
+
+
+def _state(frame: pd.DataFrame) -> tuple | None:
+    """What a frame is made of, by identity: the frame, its block manager, the manager's blocks and axes, and the
+    index name and attrs by value. pandas' copy-on-write gives a frame whose memory is shared new blocks before
+    any change to it, and every other change (columns, index, name, attrs) shows here too, so an unchanged state
+    means unchanged data and the last verdict on it still holds (``tests/test_optimize_reuse.py`` tries every kind of
+    in-place change)."""
+    try:
+        manager = frame._mgr
+        return (frame, manager, manager.blocks, *manager.axes, frame.index.name, dict(frame.attrs))
+    except (AttributeError, TypeError):
+        return None
+
+
+def _unchanged(before: tuple, now: tuple | None) -> bool:
+    if now is None or len(before) != len(now):
+        return False
+    *same_objects, name, attrs = before
+    *objects, name_now, attrs_now = now
+    return (all(a is b for a, b in zip(same_objects, objects, strict=True)) and (name is name_now or name == name_now)
+            and attrs == attrs_now)
+
+
+def vouch_for_copy(copy: pd.DataFrame, source: Any) -> None:
+    """Tell the active cache (if any) that ``copy`` is a fresh shallow copy of ``source``."""
+    cache = _active()
+    if cache is not None:
+        cache.vouch(copy, source)
 
 
 def _nbytes(value: Any) -> int | None:

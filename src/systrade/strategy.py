@@ -557,7 +557,11 @@ def call_signals_with_plots(strategy: Strategy, data: pd.DataFrame, plots: bool 
     declared = type(strategy).inputs
     if declared:
         strategy.inputs = aligned_inputs(data, declared, name)
-    result = _guarded(strategy, data.copy(deep=False), f" on {len(data)} candles")
+    from systrade.reuse import vouch_for_copy
+
+    argument = data.copy(deep=False)
+    vouch_for_copy(argument, data)  # a sweep's cached indicators need not re-read the copy's fingerprint
+    result = _guarded(strategy, argument, f" on {len(data)} candles")
     return validate_signals(result, data, name), validate_plots(result, data, name) if plots else {}
 
 
