@@ -196,3 +196,21 @@ def test_in_place_changes_after_a_cached_indicator_are_seen_by_the_next(change: 
     got = evaluate(job(cached), 0, 15, job(cached).full_window())
     expected = evaluate(job(plain), 0, 15, job(plain).full_window())
     np.testing.assert_array_equal(got.metrics, expected.metrics)
+
+
+def test_a_workers_next_chunk_reads_no_fingerprint_per_combination(monkeypatch) -> None:
+    """Each chunk slices the candles into a new frame; the cache kept from the previous chunk (same memory) takes
+    it as its own, so the copies handed to ``signals()`` are vouched for instead of fingerprinted one by one."""
+    from systrade import reuse
+
+    reuse.release_kept()
+    sweep = job(Reused)
+    evaluate(sweep, 0, 8, sweep.full_window())
+    calls = []
+    real = reuse._fingerprint
+    monkeypatch.setattr(reuse, "_fingerprint", lambda frame: calls.append(1) or real(frame))
+    second = evaluate(sweep, 8, 15, sweep.full_window())
+    assert len(calls) == 1  # the check that the kept cache is for the same data; none for the 7 combinations
+    reuse.release_kept()
+    fresh = evaluate(job(Reused), 8, 15, sweep.full_window())
+    np.testing.assert_array_equal(second.metrics, fresh.metrics)

@@ -206,6 +206,9 @@ def indicator_cache(frame: pd.DataFrame, max_bytes: int, keep: bool = False):
     if keep and kept is not None and kept.fingerprint is not None and kept.fingerprint == _fingerprint(frame):
         cache = kept
         cache.max_bytes = max_bytes
+        # the same memory in a new frame object (a worker's next chunk slices the candles again): vouch for its
+        # copies from now on
+        cache.frame, cache.frame_state = frame, _state(frame)
     else:
         cache = _Cache(frame, max_bytes)
         if keep:

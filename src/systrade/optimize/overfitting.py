@@ -191,8 +191,8 @@ def pbo_cscv(block_stats: np.ndarray, n_blocks: int | None = None) -> float:
     complementary pairs (the OS half of one is the IS half of the other), so a compiled loop (``pbo_kernel``)
     computes each half's N Sharpe ratios once and uses them for both splits of its pair: never a splits x
     combinations matrix; the subset sums take ``pbo_kernel.pbo_work_bytes`` (12 KB per combination at S = 16). Time
-    grows as C(S, S/2) / 2 * N: about 0.05 s per 1,000 combinations at S = 16 on one core, shared among the CPU's
-    cores.
+    grows as C(S, S/2) / 2 * N: about 0.05 s per 1,000 combinations at S = 16 on one core; both compiled loops share
+    the work among the CPU's cores.
     """
     stats = np.asarray(block_stats, dtype=float)
     if stats.ndim != 3 or stats.shape[2] != 3:

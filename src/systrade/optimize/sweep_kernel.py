@@ -67,11 +67,6 @@ def _add(a: float, b: float) -> float:
 
 
 @numba.njit(cache=True)
-def _snap(x: float) -> float:
-    return 0.0 if _is_close(x, 0.0) else x
-
-
-@numba.njit(cache=True)
 def _trade_pnl(size, entry_price, entry_fees, exit_price, exit_fees, long):
     """vectorbt's ``get_trade_stats_nb`` (PnL only)."""
     entry_val = size * entry_price
@@ -104,8 +99,8 @@ RULES_STAMP = hashlib.sha256(inspect.getsource(fm).encode()).hexdigest()
 #   fill_pass     the fill model on bars with a signal (or a position with stops): trades, and the cash and position
 #                 held from each bar where they change ("segments");
 #   equity_pass   equity bar by bar from the segments: drawdown, exposure, and the bar returns into a buffer;
-#   moments_pass  mean, variance, downside and PBO block sums of two combinations' returns at once: the running
-#                 mean is a chain of divisions, and two independent chains run in the time of one.
+#   moments_pass  mean, variance, downside and PBO block sums of four combinations' returns at once: the running
+#                 mean is a chain of divisions, and four independent chains run in about the time of one.
 # Every figure goes through the same operations in the same order as a single loop would, so results are
 # bit-identical to it (tests/test_sweep_lanes.py).
 
